@@ -1,0 +1,155 @@
+/*
+ * pggo_abi.h: the contract between the two halves of a pggo extension.
+ *
+ *   - the loader (pggo_loader.c), plain C, preloaded by PostgreSQL. It is the
+ *     only code that calls PostgreSQL, always inside PG_TRY, always on the
+ *     process's main thread;
+ *   - the Go library, opened by the loader only inside forked processes. It
+ *     calls PostgreSQL exclusively through the pggo_api table below, so it has
+ *     no undefined PostgreSQL symbols and does not depend on a server version.
+ *
+ * This header must compile without PostgreSQL's headers (cgo includes it).
+ * Bump PGGO_ABI_VERSION on any change to the structs or the table.
+ */
+#ifndef PGGO_ABI_H
+#define PGGO_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PGGO_ABI_VERSION 1
+
+/* Result codes of every pggo_api call that can fail. */
+enum
+{
+	PGGO_OK = 0,
+	PGGO_EPG = 1,				/* PostgreSQL raised an error: see pggo_error */
+	PGGO_EWRONG_THREAD = 2,		/* called from a thread other than the worker's */
+	PGGO_ENOTX = 3,				/* needs a transaction and none is open */
+	PGGO_ETXABORTED = 4,		/* the transaction was already rolled back */
+	PGGO_EUSAGE = 5				/* misuse described in message */
+};
+
+/* Worker flags and start times, as pggo names them (mapped to PostgreSQL's). */
+enum
+{
+	PGGO_SHMEM_ACCESS = 1,
+	PGGO_DATABASE_CONNECTION = 2
+};
+enum
+{
+	PGGO_START_POSTMASTER = 0,
+	PGGO_START_CONSISTENT = 1,
+	PGGO_START_RECOVERY_FINISHED = 2
+};
+/* Signal wake flags (bgworker.SignalWakeFlags). */
+enum
+{
+	PGGO_WAKE_SIGHUP = 1,
+	PGGO_WAKE_SIGTERM = 2
+};
+/* WaitLatch events reported back to Go. */
+enum
+{
+	PGGO_EV_LATCH = 1,
+	PGGO_EV_TIMEOUT = 2,
+	PGGO_EV_POSTMASTER_DEATH = 4
+};
+
+/* An error copied out of PostgreSQL's ErrorData; strings are malloc'd. */
+typedef struct pggo_error
+{
+	int			code;
+	int			elevel;
+	char		sqlstate[6];
+	char	   *message;
+	char	   *detail;
+	char	   *hint;
+	char	   *context;
+	int			cursorpos;
+} pggo_error;
+
+/* A malloc'd byte buffer handed to Go (see package internal/wire). */
+typedef struct pggo_buf
+{
+	char	   *data;
+	size_t		len;
+	uint64_t	processed;
+} pggo_buf;
+
+/* One background worker, as the BackgroundWorker struct describes it. */
+typedef struct pggo_spec
+{
+	const char *name;
+	const char *type;
+	const char *library;
+	const char *function;
+	const char *extra;
+	int			flags;
+	int			start_time;
+	int			restart_time;	/* seconds, -1 = never restart */
+	uintptr_t	arg;
+	int			notify_pid;
+} pggo_spec;
+
+/* Functions the loader offers to Go. All except set_my_latch and the flag
+ * readers check that they run on the worker's main thread. */
+typedef struct pggo_api
+{
+	int			abi_version;
+	const char *loader_path;	/* absolute path of the preloaded library */
+	int			pg_version_num; /* PG_VERSION_NUM the loader was built for */
+	int			bgw_maxlen;		/* BGW_MAXLEN: name, type, function */
+	int			bgw_extralen;	/* BGW_EXTRALEN: extra */
+	int			library_maxlen; /* size of bgw_library_name */
+
+	void		(*free) (void *p);
+	int			(*on_main_thread) (void);
+	int			(*has_function) (const char *name, char **why);
+	int			(*worker_info) (pggo_spec *out);
+	void		(*attach_signals) (int wake_flags);
+	int			(*take_sighup) (void);
+	int			(*take_sigterm) (void);
+	int			(*sigterm_seen) (void);
+	void		(*set_my_latch) (void);
+	int			(*wait_latch) (long timeout_ms, int *events, pggo_error *err);
+	int			(*postmaster_alive) (pggo_error *err);
+	void		(*proc_exit) (int code);
+	int			(*connect) (const char *db, const char *user, unsigned dboid,
+							unsigned useroid, int by_oid, pggo_error *err);
+	int			(*tx_begin) (pggo_error *err);
+	int			(*tx_commit) (pggo_error *err);
+	int			(*tx_rollback) (pggo_error *err);
+	int			(*spi_exec) (const char *sql, size_t sqllen,
+							 const char *params, size_t paramslen, int nparams,
+							 int64_t maxrows, pggo_buf *out, pggo_error *err);
+	int			(*report_activity) (int running, const char *query, size_t len,
+									pggo_error *err);
+	int			(*log) (int level, const char *msg, size_t len, pggo_error *err);
+	int			(*get_setting) (const char *name, char **value, pggo_error *err);
+} pggo_api;
+
+/* Log levels accepted by pggo_api.log. */
+enum
+{
+	PGGO_LOG_DEBUG = 1,
+	PGGO_LOG_LOG = 2,
+	PGGO_LOG_INFO = 3,
+	PGGO_LOG_NOTICE = 4,
+	PGGO_LOG_WARNING = 5
+};
+
+/*
+ * Exported by the Go library (cgo //export), looked up with dlsym.
+ *
+ * pggo_go_collect runs the extension's OnInit hooks in the init helper and
+ * returns the validated workers (malloc'd array; strings malloc'd) or an error
+ * message. pggo_go_run_worker runs a worker function and returns non-zero with
+ * *exit filled when the worker must end with an ERROR (exit code 1).
+ */
+typedef int (*pggo_go_collect_fn) (const pggo_api *api, pggo_spec **specs,
+								   int *nspecs, char **errmsg);
+typedef int (*pggo_go_run_worker_fn) (const pggo_api *api, const char *function,
+									  uintptr_t arg, pggo_error *exit);
+
+#endif							/* PGGO_ABI_H */

@@ -1,0 +1,225 @@
+package pg
+
+/*
+#include <stdlib.h>
+#include "csrc/pggo_abi.h"
+void set_api_from_export(const pggo_api *a);
+char **pggo_environ(void);
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/pggo/pggo"
+	"github.com/pggo/pggo/internal/hooks"
+)
+
+// RunWorker is set by package bgworker: it runs the MainFunc registered under
+// function. It runs on the process's main thread.
+var RunWorker func(function string, arg uintptr) error
+
+var (
+	staticMu      sync.Mutex
+	collecting    bool
+	staticWorkers []Spec
+	staticErr     error
+)
+
+// Collecting reports whether OnInit hooks are running (static registration
+// is possible only then).
+func Collecting() bool {
+	staticMu.Lock()
+	defer staticMu.Unlock()
+	return collecting
+}
+
+// AddStatic queues a validated worker for registration at server start.
+func AddStatic(s Spec) {
+	staticMu.Lock()
+	defer staticMu.Unlock()
+	staticWorkers = append(staticWorkers, s)
+}
+
+// FailStatic records a Load error so the server refuses to start even if the
+// extension ignored the error Load returned.
+func FailStatic(err error) {
+	staticMu.Lock()
+	defer staticMu.Unlock()
+	if staticErr == nil {
+		staticErr = err
+	}
+}
+
+func runInits() (specs []Spec, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("OnInit panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	staticMu.Lock()
+	collecting = true
+	staticMu.Unlock()
+	defer func() {
+		staticMu.Lock()
+		collecting = false
+		staticMu.Unlock()
+	}()
+	for _, fn := range hooks.Inits() {
+		if err := fn(); err != nil {
+			return nil, fmt.Errorf("OnInit: %w", err)
+		}
+	}
+	staticMu.Lock()
+	defer staticMu.Unlock()
+	if staticErr != nil {
+		return nil, staticErr
+	}
+	return append([]Spec(nil), staticWorkers...), nil
+}
+
+//export pggo_go_collect
+func pggo_go_collect(api *C.pggo_api, specs **C.pggo_spec, nspecs *C.int, errmsg **C.char) C.int {
+	C.set_api_from_export(api)
+	list, err := runInits()
+	if err != nil {
+		*errmsg = C.CString(err.Error())
+		return 1
+	}
+	*nspecs = C.int(len(list))
+	if len(list) == 0 {
+		return 0
+	}
+	// The helper process exits right after this: nothing here is freed.
+	arr := (*[1 << 16]C.pggo_spec)(C.malloc(C.size_t(len(list)) * C.size_t(unsafe.Sizeof(C.pggo_spec{}))))
+	for i, s := range list {
+		arr[i] = C.pggo_spec{
+			name: C.CString(s.Name), _type: C.CString(s.Type), library: C.CString(s.Library),
+			function: C.CString(s.Function), extra: C.CString(s.Extra),
+			flags: C.int(s.Flags), start_time: C.int(s.StartTime), restart_time: C.int(s.RestartTime),
+			arg: C.uintptr_t(s.Arg), notify_pid: C.int(s.NotifyPID),
+		}
+	}
+	*specs = &arr[0]
+	return 0
+}
+
+//export pggo_go_run_worker
+func pggo_go_run_worker(api *C.pggo_api, function *C.char, arg C.uintptr_t, exit *C.pggo_error) C.int {
+	C.set_api_from_export(api)
+	name := C.GoString(function)
+	err := runWorker(name, uintptr(arg))
+	if err == nil {
+		return 0
+	}
+	fillExit(exit, name, err)
+	return 1
+}
+
+func runWorker(function string, arg uintptr) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	restoreEnviron()
+	if err := checkSignalMasks(); err != nil {
+		return err
+	}
+	if RunWorker == nil {
+		return errors.New("pggo: the extension does not use package bgworker")
+	}
+	err = RunWorker(function, arg)
+	if err == nil {
+		err = Failed()
+	}
+	return err
+}
+
+// fillExit describes err for the ERROR the loader raises after Go returns.
+func fillExit(exit *C.pggo_error, function string, err error) {
+	msg := fmt.Sprintf("background worker function %q failed: %v", function, err)
+	detail := ""
+	var pe *PanicError
+	var pgErr *pggo.Error
+	if errors.As(err, &pe) {
+		msg = fmt.Sprintf("background worker function %q panicked: %v", function, pe.Value)
+		detail = "Go stack:\n" + string(pe.Stack)
+	}
+	if errors.As(err, &pgErr) {
+		for i := 0; i < 5 && i < len(pgErr.SQLState); i++ {
+			exit.sqlstate[i] = C.char(pgErr.SQLState[i])
+		}
+		if detail == "" {
+			detail = pgErr.Detail
+		}
+		if pgErr.Hint != "" {
+			exit.hint = C.CString(pgErr.Hint)
+		}
+	}
+	exit.message = C.CString(msg)
+	if detail != "" {
+		exit.detail = C.CString(detail)
+	}
+}
+
+// restoreEnviron gives os.Getenv the server's environment. Go copies the
+// environment when its runtime starts, from the memory PostgreSQL has by then
+// reused for the process title (ps display), so it sees nothing; the C
+// environ array, which PostgreSQL moved out of the way, is intact.
+func restoreEnviron() {
+	var kv []string
+	for p := C.pggo_environ(); *p != nil; p = (**C.char)(unsafe.Add(unsafe.Pointer(p), unsafe.Sizeof(p))) {
+		kv = append(kv, C.GoString(*p))
+	}
+	for _, e := range kv {
+		k, v, ok := strings.Cut(e, "=")
+		if !ok || k == "" {
+			continue
+		}
+		if cur, set := os.LookupEnv(k); !set || cur != v {
+			os.Setenv(k, v)
+		}
+	}
+}
+
+// sigurgBit is SIGURG's bit in /proc's SigBlk mask (signal 23).
+const sigurgBit = 1 << (23 - 1)
+
+// checkSignalMasks verifies that every thread blocks SIGURG. PostgreSQL's
+// latches read SIGURG through a signalfd; a thread that does not block it
+// would consume the wake-up and the worker would sleep through SetLatch.
+// The Go runtime keeps SIGURG blocked only with async preemption off, which
+// `pggo build` sets at link time.
+func checkSignalMasks() error {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil // not Linux-like /proc: nothing to check
+	}
+	for _, t := range tasks {
+		data, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "status"))
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			hex, ok := strings.CutPrefix(line, "SigBlk:")
+			if !ok {
+				continue
+			}
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			if err == nil && mask&sigurgBit == 0 {
+				return fmt.Errorf("pggo: thread %s does not block SIGURG, so PostgreSQL latch wake-ups "+
+					"would be lost; build the extension with `pggo build` (it links with asyncpreemptoff=1)", t.Name())
+			}
+		}
+	}
+	return nil
+}

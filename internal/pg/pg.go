@@ -1,0 +1,463 @@
+// Package pg is the Go side of pggo's C boundary: the only package with
+// import "C". It calls PostgreSQL exclusively through the table of functions
+// the preloaded loader hands over (csrc/pggo_abi.h), so the Go library has no
+// undefined PostgreSQL symbols, does not depend on a server version, and its
+// packages can be compiled and unit-tested without a server.
+//
+// Every call that enters PostgreSQL is checked by the loader to run on the
+// worker's main thread, and wrapped there in PG_TRY; errors come back as
+// *pggo.Error or pggo.ErrWrongThread.
+package pg
+
+/*
+#include <stdlib.h>
+#include "csrc/pggo_abi.h"
+
+extern char **environ;
+
+static const pggo_api *api;
+
+void set_api_from_export(const pggo_api *a) { api = a; }
+char **pggo_environ(void) { return environ; }
+static int have_api(void) { return api != NULL; }
+static const pggo_api *get_api(void) { return api; }
+
+static void call_free(void *p) { if (api) api->free(p); else free(p); }
+static int call_on_main_thread(void) { return api->on_main_thread(); }
+static int call_has_function(const char *name, char **why) { return api->has_function(name, why); }
+static int call_worker_info(pggo_spec *out) { return api->worker_info(out); }
+static void call_attach_signals(int flags) { api->attach_signals(flags); }
+static int call_take_sighup(void) { return api->take_sighup(); }
+static int call_take_sigterm(void) { return api->take_sigterm(); }
+static int call_sigterm_seen(void) { return api->sigterm_seen(); }
+static void call_set_my_latch(void) { api->set_my_latch(); }
+static int call_wait_latch(long ms, int *events, pggo_error *err) { return api->wait_latch(ms, events, err); }
+static int call_postmaster_alive(pggo_error *err) { return api->postmaster_alive(err); }
+static void call_proc_exit(int code) { api->proc_exit(code); }
+static int call_connect(const char *db, const char *user, unsigned dboid, unsigned useroid, int by_oid, pggo_error *err) {
+	return api->connect(db, user, dboid, useroid, by_oid, err);
+}
+static int call_tx_begin(pggo_error *err) { return api->tx_begin(err); }
+static int call_tx_commit(pggo_error *err) { return api->tx_commit(err); }
+static int call_tx_rollback(pggo_error *err) { return api->tx_rollback(err); }
+static int call_spi_exec(const char *sql, size_t sqllen, const char *params, size_t plen, int nparams,
+                         int64_t maxrows, pggo_buf *out, pggo_error *err) {
+	return api->spi_exec(sql, sqllen, params, plen, nparams, maxrows, out, err);
+}
+static int call_report_activity(int running, const char *q, size_t len, pggo_error *err) {
+	return api->report_activity(running, q, len, err);
+}
+static int call_get_setting(const char *name, char **value, pggo_error *err) { return api->get_setting(name, value, err); }
+static int call_log(int level, const char *msg, size_t len, pggo_error *err) { return api->log(level, msg, len, err); }
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/pggo/pggo"
+)
+
+// Worker flags, start times, wake flags and events: the values of pggo_abi.h.
+const (
+	FlagShmemAccess        = int(C.PGGO_SHMEM_ACCESS)
+	FlagDatabaseConnection = int(C.PGGO_DATABASE_CONNECTION)
+
+	StartPostmaster       = int(C.PGGO_START_POSTMASTER)
+	StartConsistent       = int(C.PGGO_START_CONSISTENT)
+	StartRecoveryFinished = int(C.PGGO_START_RECOVERY_FINISHED)
+
+	WakeSIGHUP  = int(C.PGGO_WAKE_SIGHUP)
+	WakeSIGTERM = int(C.PGGO_WAKE_SIGTERM)
+
+	EventLatch           = int(C.PGGO_EV_LATCH)
+	EventTimeout         = int(C.PGGO_EV_TIMEOUT)
+	EventPostmasterDeath = int(C.PGGO_EV_POSTMASTER_DEATH)
+
+	LogDebug   = int(C.PGGO_LOG_DEBUG)
+	LogLog     = int(C.PGGO_LOG_LOG)
+	LogInfo    = int(C.PGGO_LOG_INFO)
+	LogNotice  = int(C.PGGO_LOG_NOTICE)
+	LogWarning = int(C.PGGO_LOG_WARNING)
+)
+
+// ErrNotInPostgres is returned when pggo is used outside a process started by
+// PostgreSQL through pggo's loader (for example in a plain `go test`).
+var ErrNotInPostgres = errors.New("pggo: not running inside PostgreSQL (no pggo loader in this process)")
+
+// ErrNotInTransaction is returned by SPI calls made outside bgworker.Transaction.
+var ErrNotInTransaction = errors.New("pggo: SPI needs a transaction: call it inside bgworker.Transaction")
+
+// Spec describes one background worker, field for field as PostgreSQL's
+// BackgroundWorker struct does.
+type Spec struct {
+	Name, Type, Library, Function, Extra string
+	Flags, StartTime                     int
+	RestartTime                          int // seconds; -1 = never restart
+	Arg                                  uintptr
+	NotifyPID                            int
+}
+
+// Limits are the sizes of BackgroundWorker's fields, including the
+// terminating NUL, as the loader was compiled with.
+type Limits struct {
+	Name, Extra, Library int
+	PGVersionNum         int
+}
+
+// Available reports whether this process was started through pggo's loader.
+func Available() bool { return C.have_api() != 0 }
+
+func needAPI() error {
+	if !Available() {
+		return ErrNotInPostgres
+	}
+	return nil
+}
+
+// GetLimits returns the field sizes of the server this library runs in.
+func GetLimits() (Limits, error) {
+	if err := needAPI(); err != nil {
+		return Limits{}, err
+	}
+	a := C.get_api()
+	return Limits{Name: int(a.bgw_maxlen), Extra: int(a.bgw_extralen), Library: int(a.library_maxlen),
+		PGVersionNum: int(a.pg_version_num)}, nil
+}
+
+// LoaderPath is the absolute path of the preloaded library ("" outside PostgreSQL).
+func LoaderPath() string {
+	if !Available() {
+		return ""
+	}
+	return C.GoString(C.get_api().loader_path)
+}
+
+// OnWorkerThread reports whether the caller runs on the thread that may call
+// PostgreSQL (false outside PostgreSQL).
+func OnWorkerThread() bool { return Available() && C.call_on_main_thread() != 0 }
+
+// HasFunction checks that the loader exports a trampoline called name.
+func HasFunction(name string) error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	var why *C.char
+	if C.call_has_function(cs, &why) != 0 {
+		return nil
+	}
+	defer C.call_free(unsafe.Pointer(why))
+	return errors.New(C.GoString(why))
+}
+
+// convError turns a pggo_error into a Go error and frees its strings.
+func convError(e *C.pggo_error) error {
+	take := func(p *C.char) string {
+		if p == nil {
+			return ""
+		}
+		s := C.GoString(p)
+		C.call_free(unsafe.Pointer(p))
+		return s
+	}
+	msg, detail, hint, context := take(e.message), take(e.detail), take(e.hint), take(e.context)
+	switch e.code {
+	case C.PGGO_EWRONG_THREAD:
+		return pggo.ErrWrongThread
+	case C.PGGO_ENOTX:
+		return ErrNotInTransaction
+	}
+	return &pggo.Error{
+		Severity: "ERROR",
+		SQLState: C.GoString(&e.sqlstate[0]),
+		Message:  msg,
+		Detail:   detail,
+		Hint:     hint,
+		Context:  context,
+	}
+}
+
+// Info returns the running worker's registration (MyBgworkerEntry).
+func Info() (Spec, error) {
+	if err := needAPI(); err != nil {
+		return Spec{}, err
+	}
+	var s C.pggo_spec
+	if C.call_worker_info(&s) != 0 {
+		return Spec{}, errors.New("pggo: this process is not a background worker")
+	}
+	return Spec{
+		Name: C.GoString(s.name), Type: C.GoString(s._type), Library: C.GoString(s.library),
+		Function: C.GoString(s.function), Extra: C.GoString(s.extra),
+		Flags: int(s.flags), StartTime: int(s.start_time), RestartTime: int(s.restart_time),
+		Arg: uintptr(s.arg), NotifyPID: int(s.notify_pid),
+	}, nil
+}
+
+// AttachSignals selects which signals set the worker's latch (WakeSIGHUP,
+// WakeSIGTERM). It only stores a flag the handlers read.
+func AttachSignals(flags int) {
+	if Available() {
+		C.call_attach_signals(C.int(flags))
+	}
+}
+
+// TakeSighup reports and clears the SIGHUP flag.
+func TakeSighup() bool { return Available() && C.call_take_sighup() != 0 }
+
+// TakeSigterm reports and clears the SIGTERM flag.
+func TakeSigterm() bool { return Available() && C.call_take_sigterm() != 0 }
+
+// SigtermSeen reports whether SIGTERM ever arrived (it is never cleared).
+func SigtermSeen() bool { return Available() && C.call_sigterm_seen() != 0 }
+
+// SetMyLatch wakes the worker's WaitLatch. Safe from any goroutine.
+func SetMyLatch() {
+	if Available() {
+		C.call_set_my_latch()
+	}
+}
+
+// WaitLatch waits on the worker's latch (timeoutMS < 0: no timeout).
+func WaitLatch(timeoutMS int64) (int, error) {
+	if err := needAPI(); err != nil {
+		return 0, err
+	}
+	var ev C.int
+	var e C.pggo_error
+	if C.call_wait_latch(C.long(timeoutMS), &ev, &e) != 0 {
+		return int(ev), convError(&e)
+	}
+	return int(ev), nil
+}
+
+// PostmasterAlive reports whether the postmaster still runs.
+func PostmasterAlive() (bool, error) {
+	if err := needAPI(); err != nil {
+		return false, err
+	}
+	var e C.pggo_error
+	switch C.call_postmaster_alive(&e) {
+	case 1:
+		return true, nil
+	case 0:
+		return false, nil
+	}
+	return false, convError(&e)
+}
+
+// ProcExit ends the process through PostgreSQL's proc_exit (runs its exit
+// hooks, releases shared resources) with the given exit code.
+func ProcExit(code int) {
+	if Available() {
+		C.call_proc_exit(C.int(code))
+	}
+	os.Exit(code)
+}
+
+// Connect runs BackgroundWorkerInitializeConnection ("" = NULL).
+func Connect(db, user string) error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	var cdb, cuser *C.char
+	if db != "" {
+		cdb = C.CString(db)
+		defer C.free(unsafe.Pointer(cdb))
+	}
+	if user != "" {
+		cuser = C.CString(user)
+		defer C.free(unsafe.Pointer(cuser))
+	}
+	var e C.pggo_error
+	if C.call_connect(cdb, cuser, 0, 0, 0, &e) != 0 {
+		return convError(&e)
+	}
+	return nil
+}
+
+// ConnectByOID runs BackgroundWorkerInitializeConnectionByOid.
+func ConnectByOID(db, user uint32) error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	var e C.pggo_error
+	if C.call_connect(nil, nil, C.uint(db), C.uint(user), 1, &e) != 0 {
+		return convError(&e)
+	}
+	return nil
+}
+
+// TxBegin starts a transaction, connects SPI and pushes a snapshot.
+func TxBegin() error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	var e C.pggo_error
+	if C.call_tx_begin(&e) != 0 {
+		return convError(&e)
+	}
+	return nil
+}
+
+// TxCommit finishes SPI and commits; if a statement failed, the transaction
+// was already rolled back and this returns the 25P02 error.
+func TxCommit() error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	var e C.pggo_error
+	if C.call_tx_commit(&e) != 0 {
+		return convError(&e)
+	}
+	return nil
+}
+
+// TxRollback aborts the transaction if it is still open.
+func TxRollback() error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	var e C.pggo_error
+	if C.call_tx_rollback(&e) != 0 {
+		return convError(&e)
+	}
+	return nil
+}
+
+// Exec runs one SQL string with parameters encoded by internal/wire and
+// returns the result in wire format (copied into Go memory).
+func Exec(sql string, params []byte, nparams int, maxrows int64) ([]byte, uint64, error) {
+	if err := needAPI(); err != nil {
+		return nil, 0, err
+	}
+	if strings.IndexByte(sql, 0) >= 0 {
+		return nil, 0, errors.New("spi: the SQL text contains a NUL byte")
+	}
+	var out C.pggo_buf
+	var e C.pggo_error
+	var sqlp, pp *C.char
+	// Both are Go memory without Go pointers, valid for the call (cgo rules).
+	if len(sql) > 0 {
+		sqlp = (*C.char)(unsafe.Pointer(unsafe.StringData(sql)))
+	}
+	if len(params) > 0 {
+		pp = (*C.char)(unsafe.Pointer(&params[0]))
+	}
+	if C.call_spi_exec(sqlp, C.size_t(len(sql)), pp, C.size_t(len(params)), C.int(nparams),
+		C.int64_t(maxrows), &out, &e) != 0 {
+		return nil, 0, convError(&e)
+	}
+	buf := C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
+	C.call_free(unsafe.Pointer(out.data))
+	return buf, uint64(out.processed), nil
+}
+
+// ReportActivity sets the worker's pg_stat_activity state and query.
+func ReportActivity(running bool, query string) error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	cq := C.CString(query)
+	defer C.free(unsafe.Pointer(cq))
+	r := 0
+	if running {
+		r = 1
+	}
+	var e C.pggo_error
+	if C.call_report_activity(C.int(r), cq, C.size_t(len(query)), &e) != 0 {
+		return convError(&e)
+	}
+	return nil
+}
+
+// Log writes msg to the server log at the given level.
+func Log(level int, msg string) error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	cm := C.CString(msg)
+	defer C.free(unsafe.Pointer(cm))
+	var e C.pggo_error
+	if C.call_log(C.int(level), cm, C.size_t(len(msg)), &e) != 0 {
+		return convError(&e)
+	}
+	return nil
+}
+
+// Setting returns the value of a configuration setting and whether it exists.
+func Setting(name string) (string, bool, error) {
+	if err := needAPI(); err != nil {
+		return "", false, err
+	}
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	var v *C.char
+	var e C.pggo_error
+	switch C.call_get_setting(cn, &v, &e) {
+	case 1:
+		defer C.call_free(unsafe.Pointer(v))
+		return C.GoString(v), true, nil
+	case 0:
+		return "", false, nil
+	}
+	return "", false, convError(&e)
+}
+
+// ---------------------------------------------------------------------
+// Deferred worker failure: a goroutine started with bgworker.Go panicked,
+// or a PostgreSQL call came from the wrong goroutine. The worker's main
+// goroutine picks it up at its next wait.
+
+var (
+	deferredMu  sync.Mutex
+	deferredErr error
+	hasDeferred atomic.Bool
+)
+
+// Fail records err as the reason the worker must end (the first one wins)
+// and wakes the worker. Safe from any goroutine.
+func Fail(err error) {
+	deferredMu.Lock()
+	if deferredErr == nil {
+		deferredErr = err
+		hasDeferred.Store(true)
+	}
+	deferredMu.Unlock()
+	SetMyLatch()
+}
+
+// Failed returns the error recorded by Fail, or nil.
+func Failed() error {
+	if !hasDeferred.Load() {
+		return nil
+	}
+	deferredMu.Lock()
+	defer deferredMu.Unlock()
+	return deferredErr
+}
+
+// PanicError is a recovered Go panic, with the stack of the goroutine that
+// panicked.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
+
+// Unwrap exposes a panicked error value to errors.Is/As.
+func (p *PanicError) Unwrap() error {
+	if err, ok := p.Value.(error); ok {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+// Package spi runs SQL inside a pggo background worker through PostgreSQL's
+// Server Programming Interface: no connection, no network, the statement runs
+// in the worker's own backend.
+//
+// Calls work inside bgworker.Transaction, on the worker's own goroutine:
+//
+//	err := bgworker.Transaction(func() error {
+//		var n int64
+//		if err := spi.QueryRow("SELECT count(*) FROM jobs WHERE state = $1", "new").Scan(&n); err != nil {
+//			return err
+//		}
+//		_, err := spi.Exec("INSERT INTO stats(at, pending) VALUES (now(), $1)", n)
+//		return err
+//	})
+//
+// Arguments are always bound as parameters ($1, $2, ...), never spliced into
+// the SQL text. Go nil is NULL; int, int32, int64, float64, bool, string,
+// []byte and time.Time (and pointers to them) map to int8, int4, int8,
+// float8, bool, text-or-inferred, bytea and timestamptz. A string parameter
+// takes whatever type PostgreSQL infers for it, so "42" can feed an integer
+// column. Scan accepts the same types, pointers to pointers for NULL
+// (**string), sql.Scanner (sql.NullString, ...), and *any.
+//
+// A failed statement returns a *pggo.Error with its SQLSTATE; the
+// transaction is then rolled back, and further statements in it fail with
+// SQLSTATE 25P02 until Transaction returns.
+package spi
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/pggo/pggo/internal/pg"
+	"github.com/pggo/pggo/internal/wire"
+)
+
+// ErrNoRows is returned by Row.Scan when the query returned no row. It is
+// database/sql's ErrNoRows, so code written for database/sql recognizes it.
+var ErrNoRows = sql.ErrNoRows
+
+// Exec runs a statement and returns the number of rows it processed
+// (inserted, updated, deleted or returned).
+func Exec(sql string, args ...any) (int64, error) {
+	params, err := wire.EncodeParams(args)
+	if err != nil {
+		return 0, err
+	}
+	_, n, err := pg.Exec(sql, params, len(args), 0)
+	return int64(n), err
+}
+
+// Query runs a statement that returns rows. All rows are copied into Go
+// memory before Query returns; Close releases them.
+func Query(sql string, args ...any) (*Rows, error) {
+	params, err := wire.EncodeParams(args)
+	if err != nil {
+		return nil, err
+	}
+	buf, _, err := pg.Exec(sql, params, len(args), 0)
+	if err != nil {
+		return nil, err
+	}
+	res, err := wire.DecodeResult(buf)
+	if err != nil {
+		return nil, fmt.Errorf("spi: %w", err)
+	}
+	return &Rows{res: res, row: -1}, nil
+}
+
+// QueryRow runs a statement expected to return at most one row; errors are
+// deferred to Row.Scan.
+func QueryRow(sql string, args ...any) *Row {
+	rows, err := Query(sql, args...)
+	return &Row{rows: rows, err: err}
+}
+
+// Rows is the result of Query. Iterate with Next and Scan.
+type Rows struct {
+	res    *wire.Result
+	row    int
+	vals   []wire.Value
+	err    error
+	closed bool
+}
+
+// Next advances to the next row; it returns false after the last one.
+func (r *Rows) Next() bool {
+	if r.closed || r.err != nil {
+		return false
+	}
+	r.row++
+	if r.row >= r.res.NumRows {
+		r.Close()
+		return false
+	}
+	r.vals = r.res.Row(r.row, r.vals[:0])
+	return true
+}
+
+// Scan copies the current row's columns into dest, one per column.
+func (r *Rows) Scan(dest ...any) error {
+	if r.closed || r.row < 0 || r.row >= r.res.NumRows {
+		return errors.New("spi: Scan called without a current row (call Next first)")
+	}
+	if len(dest) != len(r.res.Columns) {
+		return fmt.Errorf("spi: Scan got %d destinations for %d columns", len(dest), len(r.res.Columns))
+	}
+	for i, d := range dest {
+		if err := wire.Assign(d, r.vals[i], r.res.Columns[i], i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Values returns the current row's columns as natural Go values (nil for NULL).
+func (r *Rows) Values() ([]any, error) {
+	if r.closed || r.row < 0 || r.row >= r.res.NumRows {
+		return nil, errors.New("spi: Values called without a current row (call Next first)")
+	}
+	out := make([]any, len(r.vals))
+	for i, v := range r.vals {
+		n, err := v.Natural()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// Columns returns the result's column names.
+func (r *Rows) Columns() []string {
+	names := make([]string, len(r.res.Columns))
+	for i, c := range r.res.Columns {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// Err returns the error met while iterating, if any.
+func (r *Rows) Err() error { return r.err }
+
+// Close releases the rows. It is safe to call more than once.
+func (r *Rows) Close() {
+	r.closed = true
+	r.vals = nil
+}
+
+// Row is the result of QueryRow.
+type Row struct {
+	rows *Rows
+	err  error
+}
+
+// Scan copies the first row into dest, or returns ErrNoRows.
+func (r *Row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		return ErrNoRows
+	}
+	return r.rows.Scan(dest...)
+}
