@@ -41,12 +41,12 @@ func register() error {
 		if s == "" {
 			continue
 		}
-		b := bgworker.New("pggo test "+s).
-			SetType("pggo_test_"+s).
+		b := bgworker.New("pggo test " + s).
+			SetType("pggo_test_" + s).
 			SetLibrary("testext").
-			SetFunction("testext_"+s).
+			SetFunction("testext_" + s).
 			EnableSPIAccess().
-			SetExtra("extra for "+s).
+			SetExtra("extra for " + s).
 			SetArgument(pggo.Int32Datum(42))
 		if s == "panic" {
 			if r := os.Getenv("PGGO_TEST_RESTART"); r != "" {
