@@ -1,8 +1,10 @@
 package bgworker
 
 import (
-	"errors"
 	"fmt"
+	"runtime"
+
+	"github.com/pggo/pggo/internal/pg"
 )
 
 // Status is the state of a dynamic worker as PostgreSQL reports it
@@ -53,12 +55,12 @@ func (e *StatusError) Error() string {
 	return "bgworker: the worker is " + e.Status.String()
 }
 
-// ErrDynamicUnsupported is returned by LoadDynamic until dynamic workers are
-// implemented (issue "Dynamic background workers").
-var ErrDynamicUnsupported = errors.New("bgworker: dynamic workers are not implemented yet")
-
-// DynamicWorker is a worker registered at run time with LoadDynamic.
+// DynamicWorker is a worker registered at run time with LoadDynamic. Its
+// methods run PostgreSQL's GetBackgroundWorkerPid, Wait... and
+// TerminateBackgroundWorker; call them from the goroutine that may call
+// PostgreSQL (the worker's or the SQL function's).
 type DynamicWorker struct {
+	handle    *pg.Handle
 	notifyPID int
 }
 
@@ -68,23 +70,98 @@ type TerminatingWorker struct {
 	w *DynamicWorker
 }
 
-// LoadDynamic registers and starts the worker now, from a backend or another
-// worker. Not implemented yet: it returns ErrDynamicUnsupported.
+// LoadDynamic registers the worker and asks the postmaster to start it now.
+// It works in a background worker and in an ordinary backend (a SQL function
+// registered with package fmgr). The builder is checked as for Load; when
+// every max_worker_processes slot is taken, the error says so (SQLSTATE
+// 53400) and nothing is registered.
+//
+// To wait for the worker with WaitForStartup or WaitForShutdown, set the
+// notify pid to the caller's: SetNotifyPID(os.Getpid()). Pass data by value
+// (SetArgument) or in up to 127 bytes of SetExtra: a pointer is meaningless
+// in another process. worker_spi's pattern is to pass an OID (a database,
+// a role, a table) as the argument or as text in extra.
 func (b *Builder) LoadDynamic() (*DynamicWorker, error) {
-	return nil, ErrDynamicUnsupported
+	spec, err := b.spec()
+	if err != nil {
+		return nil, err
+	}
+	h, err := pg.RegisterDynamic(spec)
+	if err != nil {
+		return nil, err
+	}
+	w := &DynamicWorker{handle: h, notifyPID: spec.NotifyPID}
+	// The handle is malloc'd C memory; free() is safe on the finalizer's thread.
+	runtime.SetFinalizer(w, func(w *DynamicWorker) { w.handle.Free() })
+	return w, nil
 }
 
-// PID returns the worker's pid if it runs, else a *StatusError.
-func (w *DynamicWorker) PID() (int, error) { return 0, ErrDynamicUnsupported }
+func (w *DynamicWorker) op(op int) (int, Status, error) {
+	pid, status, err := pg.HandleOp(w.handle, op)
+	runtime.KeepAlive(w)
+	return pid, Status(status), err
+}
 
-// Terminate asks the postmaster to stop the worker (SIGTERM if running).
-func (w *DynamicWorker) Terminate() *TerminatingWorker { return &TerminatingWorker{w: w} }
+// tracked returns *StatusError{Untracked} unless this process is the
+// worker's notify pid: only that process hears when it starts or stops.
+func (w *DynamicWorker) tracked() error {
+	if w.notifyPID != pg.MyProcPID() {
+		return &StatusError{Status: Untracked, NotifyPID: w.notifyPID}
+	}
+	return nil
+}
 
-// WaitForStartup waits until the worker has started and returns its pid.
-func (w *DynamicWorker) WaitForStartup() (int, error) { return 0, ErrDynamicUnsupported }
+// PID returns the worker's pid if it runs, else a *StatusError with its state.
+func (w *DynamicWorker) PID() (int, error) {
+	pid, st, err := w.op(pg.BgwGetPID)
+	if err != nil {
+		return 0, err
+	}
+	if st != Started {
+		return 0, &StatusError{Status: st}
+	}
+	return pid, nil
+}
 
-// WaitForShutdown waits until the worker has exited.
-func (w *DynamicWorker) WaitForShutdown() error { return ErrDynamicUnsupported }
+// Terminate asks the postmaster to stop the worker: SIGTERM if it runs, and
+// it is not started (again) if it does not. Wait with WaitForShutdown.
+func (w *DynamicWorker) Terminate() *TerminatingWorker {
+	w.op(pg.BgwTerminate)
+	return &TerminatingWorker{w: w}
+}
+
+// WaitForStartup waits until the postmaster has started the worker and
+// returns its pid, or a *StatusError (Stopped if it could not start,
+// PostmasterDied, or Untracked if this process is not its notify pid).
+func (w *DynamicWorker) WaitForStartup() (int, error) {
+	if err := w.tracked(); err != nil {
+		return 0, err
+	}
+	pid, st, err := w.op(pg.BgwWaitStartup)
+	if err != nil {
+		return 0, err
+	}
+	if st != Started {
+		return 0, &StatusError{Status: st}
+	}
+	return pid, nil
+}
+
+// WaitForShutdown waits until the worker has exited; *StatusError with
+// PostmasterDied or Untracked otherwise.
+func (w *DynamicWorker) WaitForShutdown() error {
+	if err := w.tracked(); err != nil {
+		return err
+	}
+	_, st, err := w.op(pg.BgwWaitShutdown)
+	if err != nil {
+		return err
+	}
+	if st != Stopped {
+		return &StatusError{Status: st}
+	}
+	return nil
+}
 
 // WaitForShutdown waits until the terminated worker has exited.
-func (t *TerminatingWorker) WaitForShutdown() error { return ErrDynamicUnsupported }
+func (t *TerminatingWorker) WaitForShutdown() error { return t.w.WaitForShutdown() }

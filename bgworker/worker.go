@@ -163,6 +163,12 @@ func ConnectWorkerToSPI(dbname, username string) error {
 	return nil
 }
 
+// DatabaseOID is the OID of the database this process is connected to (0
+// before ConnectWorkerToSPI). In a SQL function it is the session's database:
+// pass it to a dynamic worker (SetArgument or SetExtra) so that it connects
+// to the same one with ConnectWorkerToSPIByOID, as worker_spi does.
+func DatabaseOID() pggo.Oid { return pggo.Oid(pg.MyDatabaseID()) }
+
 // ConnectWorkerToSPIByOID is ConnectWorkerToSPI with the database's and the
 // role's OIDs (0 for the role: the bootstrap superuser).
 func ConnectWorkerToSPIByOID(db, user pggo.Oid) error {

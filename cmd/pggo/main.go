@@ -50,6 +50,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if len(res.Exports.SQL) > 0 {
+		fmt.Fprintf(os.Stderr, "pggo build: %d SQL function(s): create them with psql -f %s\n", len(res.Exports.SQL), res.SQLFile)
+	}
 	fmt.Println(res.GoLibrary)
 	fmt.Println(res.Loader)
 }

@@ -47,7 +47,8 @@ type Options struct {
 type Result struct {
 	GoLibrary string // opened by the loader inside workers
 	Loader    string // the file to put in shared_preload_libraries
-	Functions []string
+	SQLFile   string // CREATE FUNCTION statements for the fmgr functions
+	Exports   Exports
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
@@ -72,7 +73,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
-	funcs, err := FindFunctions(dir)
+	ex, err := FindExports(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -82,19 +83,23 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{
 		GoLibrary: filepath.Join(out, name+"-go.so"),
 		Loader:    filepath.Join(out, name+".so"),
-		Functions: funcs,
+		SQLFile:   filepath.Join(out, name+".sql"),
+		Exports:   *ex,
 	}
 
 	logf("pggo build: Go library %s", res.GoLibrary)
 	if err := buildGo(ctx, dir, res.GoLibrary); err != nil {
 		return nil, err
 	}
-	logf("pggo build: loader %s (functions: %s)", res.Loader, strings.Join(funcs, ", "))
-	if err := buildLoader(ctx, o.PGConfig, filepath.Base(res.GoLibrary), funcs, res.Loader); err != nil {
+	logf("pggo build: loader %s (workers: %s; SQL functions: %d)", res.Loader, strings.Join(ex.Workers, ", "), len(ex.SQL))
+	if err := buildLoader(ctx, o.PGConfig, filepath.Base(res.GoLibrary), ex, res.Loader); err != nil {
 		return nil, err
 	}
-	// Both files must be readable by the server's OS user.
-	for _, f := range []string{res.GoLibrary, res.Loader} {
+	if err := os.WriteFile(res.SQLFile, []byte(SQLScript(res.Loader, ex.SQL)), 0o644); err != nil {
+		return nil, err
+	}
+	// The files must be readable by the server's OS user.
+	for _, f := range []string{res.GoLibrary, res.Loader, res.SQLFile} {
 		if err := os.Chmod(f, 0o755); err != nil {
 			return nil, err
 		}
@@ -109,10 +114,25 @@ func defaultString(s, def string) string {
 	return s
 }
 
-// FindFunctions lists the string literals passed to bgworker.RegisterFunction
-// in the main package in dir. Each becomes a C symbol of the loader, so the
-// name must be a literal and a C identifier.
-func FindFunctions(dir string) ([]string, error) {
+// SQLFunc is a Go function registered with fmgr.Register.
+type SQLFunc struct {
+	Name      string
+	Signature string // what follows the name in CREATE FUNCTION
+}
+
+// Exports is what the extension's main package registers.
+type Exports struct {
+	Workers []string  // bgworker.RegisterFunction names
+	SQL     []SQLFunc // fmgr.Register functions
+}
+
+// FmgrPath is the import path whose Register calls become SQL functions.
+const FmgrPath = "github.com/pggo/pggo/fmgr"
+
+// FindExports lists the string literals passed to bgworker.RegisterFunction
+// and fmgr.Register in the main package in dir. Each name becomes a C symbol
+// of the loader, so it must be a literal and a C identifier.
+func FindExports(dir string) (*Exports, error) {
 	pkg, err := build.ImportDir(dir, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pggo build: %s: %w", dir, err)
@@ -122,69 +142,113 @@ func FindFunctions(dir string) ([]string, error) {
 	}
 	fset := token.NewFileSet()
 	seen := map[string]bool{}
-	var names []string
+	ex := &Exports{}
 	for _, f := range append(append([]string{}, pkg.GoFiles...), pkg.CgoFiles...) {
 		file, err := parser.ParseFile(fset, filepath.Join(dir, f), nil, 0)
 		if err != nil {
 			return nil, err
 		}
-		alias := ""
+		aliases := map[string]string{} // local package name -> import path
 		for _, imp := range file.Imports {
-			if p, _ := strconv.Unquote(imp.Path.Value); p == BgworkerPath {
-				alias = "bgworker"
-				if imp.Name != nil {
-					alias = imp.Name.Name
-				}
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if p != BgworkerPath && p != FmgrPath {
+				continue
 			}
+			name := filepath.Base(p)
+			if imp.Name != nil {
+				name = imp.Name.Name
+			}
+			aliases[name] = p
 		}
-		if alias == "" {
+		if len(aliases) == 0 {
 			continue
 		}
 		var inspectErr error
+		literal := func(call *ast.CallExpr, i int, what string) (string, bool) {
+			if len(call.Args) <= i {
+				return "", false
+			}
+			lit, ok := call.Args[i].(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				inspectErr = fmt.Errorf("pggo build: %s: the %s given to %s must be a string literal",
+					fset.Position(call.Pos()), what, callName(call))
+				return "", false
+			}
+			v, _ := strconv.Unquote(lit.Value)
+			return v, true
+		}
 		ast.Inspect(file, func(n ast.Node) bool {
+			if inspectErr != nil {
+				return false
+			}
 			call, ok := n.(*ast.CallExpr)
-			if !ok || inspectErr != nil {
-				return inspectErr == nil
+			if !ok {
+				return true
 			}
 			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok || sel.Sel.Name != "RegisterFunction" {
+			if !ok {
 				return true
 			}
-			if id, ok := sel.X.(*ast.Ident); !ok || id.Name != alias || len(call.Args) == 0 {
+			id, ok := sel.X.(*ast.Ident)
+			if !ok {
 				return true
 			}
-			lit, ok := call.Args[0].(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				inspectErr = fmt.Errorf("pggo build: %s: the name given to RegisterFunction must be a string literal, so it can be exported as a C function",
-					fset.Position(call.Pos()))
+			path := aliases[id.Name]
+			isWorker := path == BgworkerPath && sel.Sel.Name == "RegisterFunction"
+			isSQL := path == FmgrPath && sel.Sel.Name == "Register"
+			if !isWorker && !isSQL {
+				return true
+			}
+			name, ok := literal(call, 0, "name")
+			if !ok {
 				return false
 			}
-			s, _ := strconv.Unquote(lit.Value)
-			if !isCIdentifier(s) {
-				inspectErr = fmt.Errorf("pggo build: %s: RegisterFunction(%q): not a C identifier (letters, digits, '_')",
-					fset.Position(call.Pos()), s)
+			if err := checkSymbol(name); err != nil {
+				inspectErr = fmt.Errorf("pggo build: %s: %s(%q): %v", fset.Position(call.Pos()), callName(call), name, err)
 				return false
 			}
-			if strings.HasPrefix(s, "pggo_") || strings.HasPrefix(s, "_PG_") || strings.HasPrefix(s, "Pg_") {
-				inspectErr = fmt.Errorf("pggo build: %s: RegisterFunction(%q): names starting with pggo_, _PG_ or Pg_ are reserved",
-					fset.Position(call.Pos()), s)
+			if seen[name] {
+				inspectErr = fmt.Errorf("pggo build: %s: %s(%q): the name is already registered", fset.Position(call.Pos()), callName(call), name)
 				return false
 			}
-			if !seen[s] {
-				seen[s] = true
-				names = append(names, s)
+			seen[name] = true
+			if isWorker {
+				ex.Workers = append(ex.Workers, name)
+				return true
 			}
+			sig, ok := literal(call, 1, "signature")
+			if !ok {
+				return false
+			}
+			ex.SQL = append(ex.SQL, SQLFunc{Name: name, Signature: sig})
 			return true
 		})
 		if inspectErr != nil {
 			return nil, inspectErr
 		}
 	}
-	if len(names) == 0 {
+	if len(ex.Workers) == 0 && len(ex.SQL) == 0 {
 		return nil, fmt.Errorf("pggo build: %s registers no worker function: call bgworker.RegisterFunction(\"name\", fn) in an init function", dir)
 	}
-	sort.Strings(names)
-	return names, nil
+	sort.Strings(ex.Workers)
+	sort.Slice(ex.SQL, func(i, j int) bool { return ex.SQL[i].Name < ex.SQL[j].Name })
+	return ex, nil
+}
+
+func callName(call *ast.CallExpr) string {
+	sel := call.Fun.(*ast.SelectorExpr)
+	return sel.X.(*ast.Ident).Name + "." + sel.Sel.Name
+}
+
+// checkSymbol refuses names that cannot be, or must not be, C symbols.
+func checkSymbol(s string) error {
+	if !isCIdentifier(s) {
+		return fmt.Errorf("not a C identifier (letters, digits, '_')")
+	}
+	if strings.HasPrefix(s, "pggo_") || strings.HasPrefix(s, "_PG_") || strings.HasPrefix(s, "Pg_") || strings.HasPrefix(s, "pg_finfo_") {
+		return fmt.Errorf("names starting with pggo_, _PG_, Pg_ or pg_finfo_ are reserved")
+	}
+	return nil
 }
 
 func isCIdentifier(s string) bool {
@@ -229,7 +293,7 @@ func PGConfig(ctx context.Context, pgConfig, flag string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-func buildLoader(ctx context.Context, pgConfig, goLib string, funcs []string, out string) error {
+func buildLoader(ctx context.Context, pgConfig, goLib string, ex *Exports, out string) error {
 	inc, err := PGConfig(ctx, pgConfig, "--includedir-server")
 	if err != nil {
 		return err
@@ -254,7 +318,7 @@ func buildLoader(ctx context.Context, pgConfig, goLib string, funcs []string, ou
 	files := map[string]string{
 		"pggo_loader.c": pg.LoaderSource,
 		"pggo_abi.h":    pg.ABIHeader,
-		"trampolines.c": Trampolines(goLib, funcs),
+		"trampolines.c": Trampolines(goLib, ex),
 	}
 	for n, content := range files {
 		if err := os.WriteFile(filepath.Join(tmp, n), []byte(content), 0o644); err != nil {
@@ -269,17 +333,40 @@ func buildLoader(ctx context.Context, pgConfig, goLib string, funcs []string, ou
 }
 
 // Trampolines is the generated C file: one exported function per worker
-// function name, each handing over to the loader, and the Go library's name.
-func Trampolines(goLib string, funcs []string) string {
+// function and per SQL function, each handing over to the loader, and the Go
+// library's file name.
+func Trampolines(goLib string, ex *Exports) string {
 	var b strings.Builder
 	b.WriteString("/* Generated by `pggo build`. Do not edit. */\n")
-	b.WriteString("#include \"postgres.h\"\n\n")
+	b.WriteString("#include \"postgres.h\"\n#include \"fmgr.h\"\n\n")
 	b.WriteString("#define PGGO_HIDDEN __attribute__((visibility(\"hidden\")))\n")
 	b.WriteString("extern PGGO_HIDDEN void pggo_loader_run_worker(const char *function, Datum arg);\n")
+	b.WriteString("extern PGGO_HIDDEN Datum pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo);\n")
 	fmt.Fprintf(&b, "PGGO_HIDDEN const char pggo_go_library_name[] = %s;\n\n", strconv.Quote(goLib))
-	for _, f := range funcs {
+	b.WriteString("/* Background worker entry points (bgworker.RegisterFunction). */\n")
+	for _, f := range ex.Workers {
 		fmt.Fprintf(&b, "extern PGDLLEXPORT void %s(Datum arg);\n", f)
 		fmt.Fprintf(&b, "void\n%s(Datum arg)\n{\n\tpggo_loader_run_worker(%q, arg);\n}\n\n", f, f)
+	}
+	b.WriteString("/* SQL-callable functions (fmgr.Register). */\n")
+	for _, f := range ex.SQL {
+		fmt.Fprintf(&b, "PG_FUNCTION_INFO_V1(%s);\n", f.Name)
+		fmt.Fprintf(&b, "Datum\n%s(PG_FUNCTION_ARGS)\n{\n\treturn pggo_loader_call_function(%q, fcinfo);\n}\n\n", f.Name, f.Name)
+	}
+	return b.String()
+}
+
+// SQLScript is NAME.sql: CREATE FUNCTION for every fmgr function, each then
+// revoked from PUBLIC, since SQL-callable Go code can start processes.
+func SQLScript(loader string, funcs []SQLFunc) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- Generated by `pggo build` for %s.\n", loader)
+	b.WriteString("-- Run it in each database that calls these functions. Every function is\n")
+	b.WriteString("-- revoked from PUBLIC: GRANT EXECUTE to the roles that may call it.\n")
+	lit := "'" + strings.ReplaceAll(loader, "'", "''") + "'"
+	for _, f := range funcs {
+		fmt.Fprintf(&b, "CREATE OR REPLACE FUNCTION %s%s\n    AS %s, '%s' LANGUAGE C;\n", f.Name, f.Signature, lit, f.Name)
+		fmt.Fprintf(&b, "REVOKE ALL ON FUNCTION %s FROM PUBLIC;\n", f.Name)
 	}
 	return b.String()
 }

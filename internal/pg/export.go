@@ -23,6 +23,11 @@ import (
 	"github.com/pggo/pggo/internal/hooks"
 )
 
+// CallFunction is set by package fmgr: it runs the Go function registered
+// under name with its arguments (one row, wire format) and returns its result
+// (one parameter, wire format).
+var CallFunction func(name string, args []byte) ([]byte, error)
+
 // RunWorker is set by package bgworker: it runs the MainFunc registered under
 // function. It runs on the process's main thread.
 var RunWorker func(function string, arg uintptr) error
@@ -120,8 +125,45 @@ func pggo_go_run_worker(api *C.pggo_api, function *C.char, arg C.uintptr_t, exit
 	if err == nil {
 		return 0
 	}
-	fillExit(exit, name, err)
+	fillExit(exit, "background worker function", name, err)
 	return 1
+}
+
+//export pggo_go_call_function
+func pggo_go_call_function(api *C.pggo_api, function *C.char, args *C.char, argslen C.size_t,
+	ret *C.pggo_buf, exit *C.pggo_error) C.int {
+	C.set_api_from_export(api)
+	name := C.GoString(function)
+	out, err := callFunction(name, C.GoBytes(unsafe.Pointer(args), C.int(argslen)))
+	if err != nil {
+		fillExit(exit, "SQL function", name, err)
+		return 1
+	}
+	ret.data = (*C.char)(C.CBytes(out))
+	ret.len = C.size_t(len(out))
+	return 0
+}
+
+var backendOnce sync.Once
+var backendErr error
+
+func callFunction(name string, args []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	backendOnce.Do(func() {
+		restoreEnviron()
+		backendErr = checkSignalMasks()
+	})
+	if backendErr != nil {
+		return nil, backendErr
+	}
+	if CallFunction == nil {
+		return nil, errors.New("pggo: the extension does not use package fmgr")
+	}
+	return CallFunction(name, args)
 }
 
 func runWorker(function string, arg uintptr) (err error) {
@@ -145,13 +187,13 @@ func runWorker(function string, arg uintptr) (err error) {
 }
 
 // fillExit describes err for the ERROR the loader raises after Go returns.
-func fillExit(exit *C.pggo_error, function string, err error) {
-	msg := fmt.Sprintf("background worker function %q failed: %v", function, err)
+func fillExit(exit *C.pggo_error, what, function string, err error) {
+	msg := fmt.Sprintf("%s %q failed: %v", what, function, err)
 	detail := ""
 	var pe *PanicError
 	var pgErr *pggo.Error
 	if errors.As(err, &pe) {
-		msg = fmt.Sprintf("background worker function %q panicked: %v", function, pe.Value)
+		msg = fmt.Sprintf("%s %q panicked: %v", what, function, pe.Value)
 		detail = "Go stack:\n" + string(pe.Stack)
 	}
 	if errors.As(err, &pgErr) {

@@ -48,6 +48,11 @@ static int call_report_activity(int running, const char *q, size_t len, pggo_err
 	return api->report_activity(running, q, len, err);
 }
 static int call_get_setting(const char *name, char **value, pggo_error *err) { return api->get_setting(name, value, err); }
+static int call_my_proc_pid(void) { return api->my_proc_pid(); }
+static unsigned call_my_database_id(void) { return api->my_database_id(); }
+static int call_register_dynamic(const pggo_spec *spec, void **handle, pggo_error *err) { return api->register_dynamic(spec, handle, err); }
+static int call_bgw_handle(void *handle, int op, int *pid, int *status, pggo_error *err) { return api->bgw_handle(handle, op, pid, status, err); }
+static void free_handle(void *h) { free(h); }
 static int call_log(int level, const char *msg, size_t len, pggo_error *err) { return api->log(level, msg, len, err); }
 */
 import "C"
@@ -410,6 +415,88 @@ func Setting(name string) (string, bool, error) {
 		return "", false, nil
 	}
 	return "", false, convError(&e)
+}
+
+// MyProcPID is PostgreSQL's MyProcPid (0 outside PostgreSQL).
+func MyProcPID() int {
+	if !Available() {
+		return 0
+	}
+	return int(C.call_my_proc_pid())
+}
+
+// MyDatabaseID is PostgreSQL's MyDatabaseId: the OID of the database this
+// process is connected to (0 if none, or outside PostgreSQL).
+func MyDatabaseID() uint32 {
+	if !Available() {
+		return 0
+	}
+	return uint32(C.call_my_database_id())
+}
+
+// Dynamic worker handle operations and states (pggo_abi.h).
+const (
+	BgwGetPID       = int(C.PGGO_BGW_GET_PID)
+	BgwWaitStartup  = int(C.PGGO_BGW_WAIT_STARTUP)
+	BgwWaitShutdown = int(C.PGGO_BGW_WAIT_SHUTDOWN)
+	BgwTerminate    = int(C.PGGO_BGW_TERMINATE)
+
+	BgwStarted        = int(C.PGGO_BGWH_STARTED)
+	BgwNotYetStarted  = int(C.PGGO_BGWH_NOT_YET_STARTED)
+	BgwStopped        = int(C.PGGO_BGWH_STOPPED)
+	BgwPostmasterDied = int(C.PGGO_BGWH_POSTMASTER_DIED)
+)
+
+// Handle is a dynamic worker's BackgroundWorkerHandle, in C memory.
+type Handle struct{ p unsafe.Pointer }
+
+// Free releases the handle's memory; safe from any goroutine (a finalizer).
+func (h *Handle) Free() {
+	if h.p != nil {
+		C.free_handle(h.p)
+		h.p = nil
+	}
+}
+
+// RegisterDynamic runs RegisterDynamicBackgroundWorker.
+func RegisterDynamic(s Spec) (*Handle, error) {
+	if err := needAPI(); err != nil {
+		return nil, err
+	}
+	strs := []*C.char{C.CString(s.Name), C.CString(s.Type), C.CString(s.Library), C.CString(s.Function), C.CString(s.Extra)}
+	defer func() {
+		for _, p := range strs {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+	spec := C.pggo_spec{
+		name: strs[0], _type: strs[1], library: strs[2], function: strs[3], extra: strs[4],
+		flags: C.int(s.Flags), start_time: C.int(s.StartTime), restart_time: C.int(s.RestartTime),
+		arg: C.uintptr_t(s.Arg), notify_pid: C.int(s.NotifyPID),
+	}
+	var h unsafe.Pointer
+	var e C.pggo_error
+	if C.call_register_dynamic(&spec, &h, &e) != 0 {
+		return nil, convError(&e)
+	}
+	return &Handle{p: h}, nil
+}
+
+// HandleOp runs one operation on a dynamic worker's handle and returns the
+// worker's pid (when started) and state.
+func HandleOp(h *Handle, op int) (pid, status int, err error) {
+	if err := needAPI(); err != nil {
+		return 0, 0, err
+	}
+	if h == nil || h.p == nil {
+		return 0, 0, errors.New("pggo: the dynamic worker's handle was released")
+	}
+	var cpid, cstatus C.int
+	var e C.pggo_error
+	if C.call_bgw_handle(h.p, C.int(op), &cpid, &cstatus, &e) != 0 {
+		return 0, 0, convError(&e)
+	}
+	return int(cpid), int(cstatus), nil
 }
 
 // ---------------------------------------------------------------------

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGGO_ABI_VERSION 1
+#define PGGO_ABI_VERSION 2
 
 /* Result codes of every pggo_api call that can fail. */
 enum
@@ -127,7 +127,29 @@ typedef struct pggo_api
 									pggo_error *err);
 	int			(*log) (int level, const char *msg, size_t len, pggo_error *err);
 	int			(*get_setting) (const char *name, char **value, pggo_error *err);
+	int			(*my_proc_pid) (void);
+	unsigned	(*my_database_id) (void);
+	/* *handle is malloc'd: free it with free from any thread. */
+	int			(*register_dynamic) (const pggo_spec *spec, void **handle, pggo_error *err);
+	int			(*bgw_handle) (void *handle, int op, int *pid, int *status, pggo_error *err);
 } pggo_api;
+
+/* Operations on a dynamic worker's handle (pggo_api.bgw_handle). */
+enum
+{
+	PGGO_BGW_GET_PID = 0,
+	PGGO_BGW_WAIT_STARTUP = 1,
+	PGGO_BGW_WAIT_SHUTDOWN = 2,
+	PGGO_BGW_TERMINATE = 3
+};
+/* Dynamic worker states, as BgwHandleStatus. */
+enum
+{
+	PGGO_BGWH_STARTED = 0,
+	PGGO_BGWH_NOT_YET_STARTED = 1,
+	PGGO_BGWH_STOPPED = 2,
+	PGGO_BGWH_POSTMASTER_DIED = 3
+};
 
 /* Log levels accepted by pggo_api.log. */
 enum
@@ -151,5 +173,14 @@ typedef int (*pggo_go_collect_fn) (const pggo_api *api, pggo_spec **specs,
 								   int *nspecs, char **errmsg);
 typedef int (*pggo_go_run_worker_fn) (const pggo_api *api, const char *function,
 									  uintptr_t arg, pggo_error *exit);
+
+/*
+ * pggo_go_call_function runs a Go function registered with fmgr.Register for
+ * a SQL call: args is one row in the result wire format, *ret one value in the
+ * parameter wire format (malloc'd). Non-zero: *exit describes the ERROR.
+ */
+typedef int (*pggo_go_call_function_fn) (const pggo_api *api, const char *function,
+										 const char *args, size_t argslen,
+										 pggo_buf *ret, pggo_error *exit);
 
 #endif							/* PGGO_ABI_H */

@@ -77,6 +77,7 @@ PG_MODULE_MAGIC;
 #define PGGO_HIDDEN __attribute__((visibility("hidden")))
 extern PGGO_HIDDEN const char pggo_go_library_name[];	/* Go library, next to this one */
 extern PGGO_HIDDEN void pggo_loader_run_worker(const char *function, Datum arg);
+extern PGGO_HIDDEN Datum pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo);
 
 /* How long the postmaster waits for the init helper before giving up. */
 #define PGGO_INIT_TIMEOUT_MS 60000
@@ -169,6 +170,27 @@ open_go_library(char *errbuf, size_t errlen)
  * ---------------------------------------------------------------------
  */
 
+/* A BackgroundWorker from a spec; lengths were checked in Go against the
+ * limits in pggo_api, so nothing is truncated here. */
+static void
+fill_bgw(BackgroundWorker *w, const pggo_spec *s)
+{
+	memset(w, 0, sizeof(*w));
+	strlcpy(w->bgw_name, s->name, sizeof(w->bgw_name));
+	strlcpy(w->bgw_type, s->type, sizeof(w->bgw_type));
+	strlcpy(w->bgw_library_name, s->library, sizeof(w->bgw_library_name));
+	strlcpy(w->bgw_function_name, s->function, sizeof(w->bgw_function_name));
+	strlcpy(w->bgw_extra, s->extra, sizeof(w->bgw_extra));
+	w->bgw_flags = ((s->flags & PGGO_SHMEM_ACCESS) ? BGWORKER_SHMEM_ACCESS : 0) |
+		((s->flags & PGGO_DATABASE_CONNECTION) ? BGWORKER_BACKEND_DATABASE_CONNECTION : 0);
+	w->bgw_start_time = s->start_time == PGGO_START_CONSISTENT ? BgWorkerStart_ConsistentState :
+		s->start_time == PGGO_START_RECOVERY_FINISHED ? BgWorkerStart_RecoveryFinished :
+		BgWorkerStart_PostmasterStart;
+	w->bgw_restart_time = s->restart_time < 0 ? BGW_NEVER_RESTART : s->restart_time;
+	w->bgw_main_arg = (Datum) s->arg;
+	w->bgw_notify_pid = s->notify_pid;
+}
+
 /*
  * Runs in the forked helper: load Go, run OnInit, write the result to fd.
  * The message is "E<text>" for an error or "W" followed by BackgroundWorker
@@ -208,23 +230,8 @@ init_helper(int fd)
 		for (int i = 0; i < nspecs; i++)
 		{
 			BackgroundWorker w;
-			pggo_spec  *s = &specs[i];
 
-			memset(&w, 0, sizeof(w));
-			/* Lengths were checked in Go against the limits in pggo_api. */
-			strlcpy(w.bgw_name, s->name, sizeof(w.bgw_name));
-			strlcpy(w.bgw_type, s->type, sizeof(w.bgw_type));
-			strlcpy(w.bgw_library_name, s->library, sizeof(w.bgw_library_name));
-			strlcpy(w.bgw_function_name, s->function, sizeof(w.bgw_function_name));
-			strlcpy(w.bgw_extra, s->extra, sizeof(w.bgw_extra));
-			w.bgw_flags = ((s->flags & PGGO_SHMEM_ACCESS) ? BGWORKER_SHMEM_ACCESS : 0) |
-				((s->flags & PGGO_DATABASE_CONNECTION) ? BGWORKER_BACKEND_DATABASE_CONNECTION : 0);
-			w.bgw_start_time = s->start_time == PGGO_START_CONSISTENT ? BgWorkerStart_ConsistentState :
-				s->start_time == PGGO_START_RECOVERY_FINISHED ? BgWorkerStart_RecoveryFinished :
-				BgWorkerStart_PostmasterStart;
-			w.bgw_restart_time = s->restart_time < 0 ? BGW_NEVER_RESTART : s->restart_time;
-			w.bgw_main_arg = (Datum) s->arg;
-			w.bgw_notify_pid = s->notify_pid;
+			fill_bgw(&w, &specs[i]);
 			appendBinaryStringInfo(&out, (char *) &w, sizeof(w));
 		}
 	}
@@ -500,6 +507,22 @@ xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* Raise an error Go returned, once no Go frame is left on the stack. */
+static void
+raise_go_error(pggo_error *e)
+{
+	int			sqlerrcode = ERRCODE_INTERNAL_ERROR;
+
+	if (strlen(e->sqlstate) == 5)
+		sqlerrcode = MAKE_SQLSTATE(e->sqlstate[0], e->sqlstate[1], e->sqlstate[2],
+								   e->sqlstate[3], e->sqlstate[4]);
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg_internal("%s", e->message ? e->message : "Go code failed"),
+			 e->detail ? errdetail_internal("%s", e->detail) : 0,
+			 e->hint ? errhint("%s", e->hint) : 0));
+}
+
 void
 pggo_loader_run_worker(const char *function, Datum arg)
 {
@@ -531,20 +554,9 @@ pggo_loader_run_worker(const char *function, Datum arg)
 		 * exits with code 1 (restart after the restart time, never a crash
 		 * restart of the cluster).
 		 */
-		int			sqlerrcode = ERRCODE_INTERNAL_ERROR;
-
-		if (strlen(exit_err.sqlstate) == 5)
-			sqlerrcode = MAKE_SQLSTATE(exit_err.sqlstate[0], exit_err.sqlstate[1],
-									   exit_err.sqlstate[2], exit_err.sqlstate[3],
-									   exit_err.sqlstate[4]);
-		ereport(ERROR,
-				(errcode(sqlerrcode),
-				 errmsg_internal("%s", exit_err.message ? exit_err.message : "worker failed"),
-				 exit_err.detail ? errdetail_internal("%s", exit_err.detail) : 0,
-				 exit_err.hint ? errhint("%s", exit_err.hint) : 0));
+		raise_go_error(&exit_err);
 	}
 }
-
 
 /* ---------------------------------------------------------------------
  * The guard: every call into PostgreSQL made for Go goes through here.
@@ -987,8 +999,16 @@ param_datum(WireParam *w, Oid type, int index)
 				case INT8OID:
 					return Int64GetDatum(w->i);
 				case INT4OID:
+					if (w->i < PG_INT32_MIN || w->i > PG_INT32_MAX)
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("pggo: value %lld is out of range for type integer", (long long) w->i)));
 					return Int32GetDatum((int32) w->i);
 				case INT2OID:
+					if (w->i < PG_INT16_MIN || w->i > PG_INT16_MAX)
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("pggo: value %lld is out of range for type smallint", (long long) w->i)));
 					return Int16GetDatum((int16) w->i);
 				case BOOLOID:
 					return BoolGetDatum(w->i != 0);
@@ -1035,6 +1055,11 @@ param_datum(WireParam *w, Oid type, int index)
 				}
 			}
 	}
+	if (index < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("pggo: the Go function's result cannot be returned as type %s",
+						format_type_be(type))));
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
 			 errmsg("pggo: parameter $%d: cannot pass this Go value as type %s",
@@ -1072,6 +1097,100 @@ put_bytes(StringInfo s, uint8 kind, const char *p, size_t len)
 	put_u8(s, kind);
 	put_u32(s, (uint32) len);
 	appendBinaryStringInfo(s, p, len);
+}
+
+/* Append one value in the wire format; out caches the output function. */
+static void
+pack_datum(StringInfo s, Oid type, Datum d, bool isnull, FmgrInfo *out, bool *have_out)
+{
+	if (isnull)
+	{
+		put_u8(s, WIRE_NULL);
+		return;
+	}
+	switch (type)
+	{
+		case BOOLOID:
+			put_u8(s, WIRE_INT64);
+			put_i64(s, DatumGetBool(d) ? 1 : 0);
+			break;
+		case INT2OID:
+			put_u8(s, WIRE_INT64);
+			put_i64(s, DatumGetInt16(d));
+			break;
+		case INT4OID:
+			put_u8(s, WIRE_INT64);
+			put_i64(s, DatumGetInt32(d));
+			break;
+		case INT8OID:
+			put_u8(s, WIRE_INT64);
+			put_i64(s, DatumGetInt64(d));
+			break;
+		case OIDOID:
+			put_u8(s, WIRE_INT64);
+			put_i64(s, DatumGetObjectId(d));
+			break;
+		case FLOAT4OID:
+			put_u8(s, WIRE_FLOAT64);
+			put_f64(s, DatumGetFloat4(d));
+			break;
+		case FLOAT8OID:
+			put_u8(s, WIRE_FLOAT64);
+			put_f64(s, DatumGetFloat8(d));
+			break;
+		case DATEOID:
+			put_u8(s, WIRE_INT64);
+			put_i64(s, DatumGetDateADT(d));
+			break;
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			put_u8(s, WIRE_INT64);
+			put_i64(s, DatumGetTimestamp(d));
+			break;
+		case TIMEOID:
+			put_u8(s, WIRE_INT64);
+			put_i64(s, DatumGetTimeADT(d));
+			break;
+		case NAMEOID:
+			{
+				const char *n = NameStr(*DatumGetName(d));
+
+				put_bytes(s, WIRE_TEXT, n, strlen(n));
+				break;
+			}
+		case BYTEAOID:
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case JSONOID:
+		case XMLOID:
+			{
+				struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
+
+				put_bytes(s, type == BYTEAOID ? WIRE_BINARY : WIRE_TEXT,
+						  VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+				if ((Pointer) v != DatumGetPointer(d))
+					pfree(v);
+				break;
+			}
+		default:
+			{
+				char	   *text;
+
+				if (!*have_out)
+				{
+					Oid			fn;
+					bool		varlena;
+
+					getTypeOutputInfo(type, &fn, &varlena);
+					fmgr_info(fn, out);
+					*have_out = true;
+				}
+				text = OutputFunctionCall(out, d);
+				put_bytes(s, WIRE_TEXT, text, strlen(text));
+				pfree(text);
+			}
+	}
 }
 
 /* Copy SPI_tuptable into the wire format; see package internal/wire. */
@@ -1115,94 +1234,7 @@ pack_result(StringInfo s, SPITupleTable *tt, uint64 nrows)
 			bool		isnull;
 			Datum		d = heap_getattr(tup, c + 1, desc, &isnull);
 
-			if (isnull)
-			{
-				put_u8(s, WIRE_NULL);
-				continue;
-			}
-			switch (type)
-			{
-				case BOOLOID:
-					put_u8(s, WIRE_INT64);
-					put_i64(s, DatumGetBool(d) ? 1 : 0);
-					break;
-				case INT2OID:
-					put_u8(s, WIRE_INT64);
-					put_i64(s, DatumGetInt16(d));
-					break;
-				case INT4OID:
-					put_u8(s, WIRE_INT64);
-					put_i64(s, DatumGetInt32(d));
-					break;
-				case INT8OID:
-					put_u8(s, WIRE_INT64);
-					put_i64(s, DatumGetInt64(d));
-					break;
-				case OIDOID:
-					put_u8(s, WIRE_INT64);
-					put_i64(s, DatumGetObjectId(d));
-					break;
-				case FLOAT4OID:
-					put_u8(s, WIRE_FLOAT64);
-					put_f64(s, DatumGetFloat4(d));
-					break;
-				case FLOAT8OID:
-					put_u8(s, WIRE_FLOAT64);
-					put_f64(s, DatumGetFloat8(d));
-					break;
-				case DATEOID:
-					put_u8(s, WIRE_INT64);
-					put_i64(s, DatumGetDateADT(d));
-					break;
-				case TIMESTAMPOID:
-				case TIMESTAMPTZOID:
-					put_u8(s, WIRE_INT64);
-					put_i64(s, DatumGetTimestamp(d));
-					break;
-				case TIMEOID:
-					put_u8(s, WIRE_INT64);
-					put_i64(s, DatumGetTimeADT(d));
-					break;
-				case NAMEOID:
-					{
-						const char *n = NameStr(*DatumGetName(d));
-
-						put_bytes(s, WIRE_TEXT, n, strlen(n));
-						break;
-					}
-				case BYTEAOID:
-				case TEXTOID:
-				case VARCHAROID:
-				case BPCHAROID:
-				case JSONOID:
-				case XMLOID:
-					{
-						struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d));
-
-						put_bytes(s, type == BYTEAOID ? WIRE_BINARY : WIRE_TEXT,
-								  VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
-						if ((Pointer) v != DatumGetPointer(d))
-							pfree(v);
-						break;
-					}
-				default:
-					{
-						char	   *text;
-
-						if (!have_out[c])
-						{
-							Oid			fn;
-							bool		varlena;
-
-							getTypeOutputInfo(type, &fn, &varlena);
-							fmgr_info(fn, &out[c]);
-							have_out[c] = true;
-						}
-						text = OutputFunctionCall(&out[c], d);
-						put_bytes(s, WIRE_TEXT, text, strlen(text));
-						pfree(text);
-					}
-			}
+			pack_datum(s, type, d, isnull, &out[c], &have_out[c]);
 		}
 	}
 }
@@ -1407,6 +1439,215 @@ api_get_setting(const char *name, char **value, pggo_error *err)
 
 
 /* ---------------------------------------------------------------------
+ * Dynamic background workers
+ * ---------------------------------------------------------------------
+ */
+static int
+api_my_proc_pid(void)
+{
+	return MyProcPid;
+}
+
+static unsigned
+api_my_database_id(void)
+{
+	return MyDatabaseId;
+}
+
+typedef struct RegisterArgs
+{
+	const pggo_spec *spec;
+	void	   *handle;
+} RegisterArgs;
+
+static void
+op_register_dynamic(void *p)
+{
+	RegisterArgs *a = p;
+	BackgroundWorker w;
+	BackgroundWorkerHandle *h = NULL;
+	void	   *copy;
+	Size		size;
+
+	fill_bgw(&w, a->spec);
+	if (!RegisterDynamicBackgroundWorker(&w, &h))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not register background worker \"%s\": no free background worker slot",
+						w.bgw_name),
+				 errhint("Every one of the max_worker_processes (%d) slots is in use; raise max_worker_processes (needs a restart) or wait for a worker to exit.",
+						 max_worker_processes)));
+
+	/*
+	 * The handle is opaque and palloc'd in a context that may go away; Go
+	 * keeps a malloc'd copy it can free from any thread.
+	 */
+	size = GetMemoryChunkSpace(h);
+	copy = malloc(size);
+	if (copy == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	memcpy(copy, h, size);
+	pfree(h);
+	a->handle = copy;
+}
+
+static int
+api_register_dynamic(const pggo_spec *spec, void **handle, pggo_error *err)
+{
+	RegisterArgs a = {spec, NULL};
+
+	*handle = NULL;
+	if (guard(op_register_dynamic, &a, err) != 0)
+		return -1;
+	*handle = a.handle;
+	return 0;
+}
+
+typedef struct HandleArgs
+{
+	BackgroundWorkerHandle *handle;
+	int			op;
+	pid_t		pid;
+	BgwHandleStatus status;
+} HandleArgs;
+
+static void
+op_bgw_handle(void *p)
+{
+	HandleArgs *a = p;
+
+	switch (a->op)
+	{
+		case PGGO_BGW_GET_PID:
+			a->status = GetBackgroundWorkerPid(a->handle, &a->pid);
+			break;
+		case PGGO_BGW_WAIT_STARTUP:
+			a->status = WaitForBackgroundWorkerStartup(a->handle, &a->pid);
+			break;
+		case PGGO_BGW_WAIT_SHUTDOWN:
+			a->status = WaitForBackgroundWorkerShutdown(a->handle);
+			break;
+		case PGGO_BGW_TERMINATE:
+			TerminateBackgroundWorker(a->handle);
+			a->status = BGWH_STOPPED;
+			break;
+		default:
+			elog(ERROR, "pggo: unknown handle operation %d", a->op);
+	}
+}
+
+static int
+api_bgw_handle(void *handle, int op, int *pid, int *status, pggo_error *err)
+{
+	HandleArgs	a = {handle, op, 0, BGWH_STOPPED};
+
+	*pid = 0;
+	if (guard(op_bgw_handle, &a, err) != 0)
+		return -1;
+	*pid = a.pid;
+	*status = a.status == BGWH_STARTED ? PGGO_BGWH_STARTED :
+		a.status == BGWH_NOT_YET_STARTED ? PGGO_BGWH_NOT_YET_STARTED :
+		a.status == BGWH_POSTMASTER_DIED ? PGGO_BGWH_POSTMASTER_DIED : PGGO_BGWH_STOPPED;
+	return 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * SQL-callable Go functions (package fmgr): trampolines generated by
+ * `pggo build` land here, in an ordinary backend or a worker.
+ * ---------------------------------------------------------------------
+ */
+static pggo_go_call_function_fn go_call_function;
+
+/*
+ * Load Go in this backend on its first call. Same care as in a worker: all
+ * signals blocked while the runtime starts, PostgreSQL's handlers on an
+ * alternate stack. The postmaster never gets here: it runs no SQL.
+ */
+static void
+prepare_backend_for_go(void)
+{
+	char		err[1024];
+
+	if (go_call_function != NULL)
+		return;
+	if (!main_thread_known)
+	{
+		main_thread = pthread_self();
+		main_thread_known = true;
+	}
+	if (open_go_library(err, sizeof(err)) == NULL)
+		ereport(ERROR, (errmsg("pggo: %s", err)));
+	go_call_function = (pggo_go_call_function_fn) dlsym(go_handle, "pggo_go_call_function");
+	if (go_call_function == NULL)
+		ereport(ERROR, (errmsg("pggo: %s does not export pggo_go_call_function", go_library_path)));
+	use_signal_stack();
+}
+
+Datum
+pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo)
+{
+	StringInfoData args;
+	pggo_buf	ret;
+	pggo_error	exit_err;
+	Oid			rettype;
+	volatile Datum result = (Datum) 0;
+	int			rc;
+
+	prepare_backend_for_go();
+	if (!pthread_equal(pthread_self(), main_thread))
+		elog(ERROR, "pggo: SQL function called from a thread that is not the backend's");
+
+	/* The arguments travel as one row of the result wire format. */
+	initStringInfo(&args);
+	put_u32(&args, fcinfo->nargs);
+	for (int i = 0; i < fcinfo->nargs; i++)
+	{
+		char		name[16];
+
+		snprintf(name, sizeof(name), "$%d", i + 1);
+		put_u32(&args, get_fn_expr_argtype(fcinfo->flinfo, i));
+		put_u32(&args, strlen(name));
+		appendBinaryStringInfo(&args, name, strlen(name));
+	}
+	put_i64(&args, 1);
+	for (int i = 0; i < fcinfo->nargs; i++)
+	{
+		FmgrInfo	out;
+		bool		have_out = false;
+
+		pack_datum(&args, get_fn_expr_argtype(fcinfo->flinfo, i), fcinfo->args[i].value,
+				   fcinfo->args[i].isnull, &out, &have_out);
+	}
+
+	memset(&ret, 0, sizeof(ret));
+	memset(&exit_err, 0, sizeof(exit_err));
+	rc = go_call_function(make_api(), function, args.data, args.len, &ret, &exit_err);
+	pfree(args.data);
+	if (rc != 0)
+		raise_go_error(&exit_err);
+
+	/* The result comes back as one parameter: convert it to the return type. */
+	rettype = get_fn_expr_rettype(fcinfo->flinfo);
+	PG_TRY();
+	{
+		WireParam  *w = decode_params(ret.data, ret.len, 1);
+
+		if (w->kind == WIRE_NULL)
+			fcinfo->isnull = true;
+		else if (rettype != VOIDOID)
+			result = param_datum(w, rettype, -1);
+	}
+	PG_FINALLY();
+	{
+		free(ret.data);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+
+/* ---------------------------------------------------------------------
  * SQL-callable: pggo_set_latch(pid int4) RETURNS bool
  *
  * Wakes the latch of another PostgreSQL process, e.g. a queue worker after
@@ -1467,5 +1708,9 @@ make_api(void)
 	api.report_activity = api_report_activity;
 	api.log = api_log;
 	api.get_setting = api_get_setting;
+	api.my_proc_pid = api_my_proc_pid;
+	api.my_database_id = api_my_database_id;
+	api.register_dynamic = api_register_dynamic;
+	api.bgw_handle = api_bgw_handle;
 	return &api;
 }

@@ -1,0 +1,114 @@
+// Package fmgr exposes Go functions to SQL, as C extensions do with
+// PG_FUNCTION_INFO_V1 (PostgreSQL's function manager).
+//
+// Register a function in an init function of the extension's main package,
+// with string literals for its name and SQL signature:
+//
+//	fmgr.Register("worker_spi_launch", "(index int4) RETURNS int4 STRICT", launch)
+//
+// `pggo build` then exports a C function of that name from the preloaded
+// library and writes NAME.sql next to it, with the CREATE FUNCTION
+// statements and a REVOKE of every function from PUBLIC: SQL-callable Go code
+// can start processes and do anything a superuser can, so calling it is the
+// administrator's choice (GRANT EXECUTE ON FUNCTION ... TO role). Run it once
+// per database: psql -f build/NAME.sql.
+//
+// A Go function runs in the calling backend, on its thread: the Go runtime
+// is loaded in that backend at the first call (never in the postmaster). It
+// may launch dynamic workers (bgworker.Builder.LoadDynamic) and wait for
+// them. It cannot run SQL through package spi yet.
+package fmgr
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/pggo/pggo/internal/pg"
+	"github.com/pggo/pggo/internal/wire"
+)
+
+// Func is a SQL-callable Go function. Its result is converted to the
+// function's declared SQL return type: nil is NULL; integers, floats, bools,
+// strings, []byte and time.Time as for spi parameters (a string goes through
+// the return type's input function). A returned error becomes an ERROR in
+// the calling session (with its SQLSTATE when it is a *pggo.Error); a panic
+// becomes an ERROR too, and the session goes on.
+type Func func(args *Args) (any, error)
+
+var (
+	mu    sync.Mutex
+	funcs = map[string]entry{}
+)
+
+type entry struct {
+	signature string
+	fn        Func
+}
+
+// Register makes fn callable from SQL as name. signature is the SQL text
+// that follows the name in CREATE FUNCTION: arguments, RETURNS and options
+// such as STRICT, e.g. "(n int4) RETURNS int8 STRICT". Both must be string
+// literals: `pggo build` reads them to generate the C entry point and the SQL.
+func Register(name, signature string, fn Func) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := funcs[name]; dup {
+		panic(fmt.Sprintf("fmgr.Register(%q): registered twice", name))
+	}
+	funcs[name] = entry{signature, fn}
+}
+
+func init() {
+	pg.CallFunction = call
+}
+
+func call(name string, argBuf []byte) ([]byte, error) {
+	mu.Lock()
+	e, ok := funcs[name]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("no Go function is registered as %q (fmgr.Register)", name)
+	}
+	res, err := wire.DecodeResult(argBuf)
+	if err != nil {
+		return nil, fmt.Errorf("fmgr: arguments: %w", err)
+	}
+	args := &Args{cols: res.Columns}
+	if res.NumRows == 1 {
+		args.vals = res.Row(0, nil)
+	}
+	out, err := e.fn(args)
+	if err != nil {
+		return nil, err
+	}
+	return wire.EncodeParams([]any{out})
+}
+
+// Args are the arguments of one SQL call.
+type Args struct {
+	cols []wire.Column
+	vals []wire.Value
+}
+
+// Len is the number of arguments.
+func (a *Args) Len() int { return len(a.vals) }
+
+// IsNull reports whether argument i (from 0) is NULL.
+func (a *Args) IsNull(i int) bool { return a.vals[i].Kind == wire.KindNull }
+
+// Value returns argument i (from 0) as a natural Go value (nil for NULL).
+func (a *Args) Value(i int) (any, error) { return a.vals[i].Natural() }
+
+// Scan copies the arguments into dest, one per argument, with the
+// conversions of spi's Rows.Scan (pointers to pointers accept NULL).
+func (a *Args) Scan(dest ...any) error {
+	if len(dest) != len(a.vals) {
+		return fmt.Errorf("fmgr: Scan got %d destinations for %d arguments", len(dest), len(a.vals))
+	}
+	for i, d := range dest {
+		if err := wire.Assign(d, a.vals[i], a.cols[i], i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
