@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -795,4 +796,14 @@ func (s *scanState) toBytes() ([]byte, error) {
 		return nil, s.fail("%s", reason)
 	}
 	return b, nil
+}
+
+// DriverValue returns the cell as a database/sql/driver.Value: nil, int64,
+// float64, bool, string, []byte (copied) or time.Time.
+func (v Value) DriverValue() (any, error) {
+	d, reason := v.driverValue()
+	if reason != "" {
+		return nil, errors.New("spi: " + reason)
+	}
+	return d, nil
 }
