@@ -72,6 +72,7 @@ type Error struct {
 	Detail   string // optional detail
 	Hint     string // optional hint
 	Context  string // where it happened (PL/pgSQL call stack, ...)
+	Position int    // 1-based character position in the SQL text of a syntax error; 0 if none
 }
 
 // Error returns "SEVERITY: message (SQLSTATE code)" on one line, as jackc/pgx

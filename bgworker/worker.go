@@ -32,10 +32,6 @@ var (
 	postmasterGone bool
 )
 
-// abort carries a deferred failure (a bgworker.Go panic, a call from the
-// wrong goroutine) up the worker's stack to the dispatcher.
-type abort struct{ err error }
-
 func init() {
 	pg.RunWorker = runWorker
 }
@@ -53,8 +49,8 @@ func runWorker(function string, arg uintptr) (err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			if a, ok := r.(abort); ok {
-				err = a.err
+			if a, ok := r.(pg.Abort); ok {
+				err = a.Err
 				return
 			}
 			err = &pg.PanicError{Value: r, Stack: debug.Stack()}
@@ -66,7 +62,7 @@ func runWorker(function string, arg uintptr) (err error) {
 // checkDeferred ends the worker if a goroutine recorded a failure.
 func checkDeferred() {
 	if err := pg.Failed(); err != nil {
-		panic(abort{err})
+		panic(pg.Abort{Err: err})
 	}
 }
 
@@ -207,7 +203,7 @@ func Transaction(fn func() error) (err error) {
 	fnErr := func() (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				if a, ok := r.(abort); ok {
+				if a, ok := r.(pg.Abort); ok {
 					pg.TxRollback()
 					panic(a)
 				}

@@ -50,22 +50,17 @@ func Exec(sql string, args ...any) (int64, error) {
 	return int64(n), err
 }
 
-// Query runs a statement that returns rows. All rows are copied into Go
-// memory before Query returns; Close releases them.
+// Query runs a statement that returns rows. Rows are streamed through a
+// cursor, a batch at a time, so a large result needs little memory; Close
+// (or reading to the end) releases the cursor. Rows must be read inside the
+// transaction (and savepoint) that opened them. A statement that cannot be a
+// cursor (several statements, a utility command) runs to completion first.
 func Query(sql string, args ...any) (*Rows, error) {
 	params, err := wire.EncodeParams(args)
 	if err != nil {
 		return nil, err
 	}
-	buf, _, err := pg.Exec(sql, params, len(args), 0)
-	if err != nil {
-		return nil, err
-	}
-	res, err := wire.DecodeResult(buf)
-	if err != nil {
-		return nil, fmt.Errorf("spi: %w", err)
-	}
-	return &Rows{res: res, row: -1}, nil
+	return openRows(nil, sql, params, len(args))
 }
 
 // QueryRow runs a statement expected to return at most one row; errors are
@@ -82,17 +77,37 @@ type Rows struct {
 	vals   []wire.Value
 	err    error
 	closed bool
+	portal string // the cursor still holding rows; "" when none
 }
 
-// Next advances to the next row; it returns false after the last one.
+// Next advances to the next row; it returns false after the last one or on
+// an error (see Err).
 func (r *Rows) Next() bool {
 	if r.closed || r.err != nil {
 		return false
 	}
 	r.row++
 	if r.row >= r.res.NumRows {
-		r.Close()
-		return false
+		if r.portal == "" || r.res.NumRows < batchRows {
+			r.Close()
+			return false
+		}
+		buf, err := pg.Fetch(r.portal, batchRows)
+		if err == nil {
+			var res *wire.Result
+			if res, err = wire.DecodeResult(buf); err == nil {
+				r.res, r.row = res, 0
+			}
+		}
+		if err != nil {
+			r.err = err
+			r.Close()
+			return false
+		}
+		if r.res.NumRows == 0 {
+			r.Close()
+			return false
+		}
 	}
 	r.vals = r.res.Row(r.row, r.vals[:0])
 	return true
@@ -142,8 +157,12 @@ func (r *Rows) Columns() []string {
 // Err returns the error met while iterating, if any.
 func (r *Rows) Err() error { return r.err }
 
-// Close releases the rows. It is safe to call more than once.
+// Close releases the rows and their cursor. It is safe to call more than once.
 func (r *Rows) Close() {
+	if r.portal != "" {
+		pg.CloseCursor(r.portal)
+		r.portal = ""
+	}
 	r.closed = true
 	r.vals = nil
 }

@@ -5,15 +5,16 @@ import (
 	"errors"
 
 	"github.com/pggo/pggo"
+	"github.com/pggo/pggo/internal/pg"
 )
 
 // Stmt is a prepared statement: parsed and planned once (SPI_prepare), kept
 // across transactions (SPI_keepplan) until Close. Executing it skips parse
 // analysis and, for generic plans, planning.
 type Stmt struct {
-	sql    string
-	types  []pggo.Oid
-	handle uintptr // the C plan; 0 once closed
+	sql   string
+	types []pggo.Oid
+	plan  *pg.Plan // nil once closed
 }
 
 // Prepare prepares sql. paramTypes fix the types of $1, $2, ...; parameters

@@ -53,6 +53,19 @@ static unsigned call_my_database_id(void) { return api->my_database_id(); }
 static int call_register_dynamic(const pggo_spec *spec, void **handle, pggo_error *err) { return api->register_dynamic(spec, handle, err); }
 static int call_bgw_handle(void *handle, int op, int *pid, int *status, pggo_error *err) { return api->bgw_handle(handle, op, pid, status, err); }
 static void free_handle(void *h) { free(h); }
+static int call_spi_prepare(const char *sql, size_t len, const unsigned *types, int n, void **plan, unsigned **tout, int *nout, pggo_error *err) {
+	return api->spi_prepare(sql, len, types, n, plan, tout, nout, err);
+}
+static int call_spi_free_plan(void *plan, pggo_error *err) { return api->spi_free_plan(plan, err); }
+static int call_spi_exec_plan(void *plan, const char *params, size_t plen, int n, int64_t maxrows, pggo_buf *out, pggo_error *err) {
+	return api->spi_exec_plan(plan, params, plen, n, maxrows, out, err);
+}
+static int call_spi_query(void *plan, const char *sql, size_t sqllen, const char *params, size_t plen, int n, long batch, pggo_buf *out, char **portal, pggo_error *err) {
+	return api->spi_query(plan, sql, sqllen, params, plen, n, batch, out, portal, err);
+}
+static int call_spi_fetch(const char *portal, long batch, pggo_buf *out, pggo_error *err) { return api->spi_fetch(portal, batch, out, err); }
+static int call_spi_close_cursor(const char *portal, pggo_error *err) { return api->spi_close_cursor(portal, err); }
+static int call_subxact(int op, int *level, pggo_error *err) { return api->subxact(op, level, err); }
 static int call_log(int level, const char *msg, size_t len, pggo_error *err) { return api->log(level, msg, len, err); }
 */
 import "C"
@@ -187,6 +200,7 @@ func convError(e *C.pggo_error) error {
 		Detail:   detail,
 		Hint:     hint,
 		Context:  context,
+		Position: int(e.cursorpos),
 	}
 }
 
@@ -366,6 +380,171 @@ func Exec(sql string, params []byte, nparams int, maxrows int64) ([]byte, uint64
 	return buf, uint64(out.processed), nil
 }
 
+// Plan is a prepared statement kept by the loader across transactions.
+type Plan struct{ p unsafe.Pointer }
+
+func goBytes(sql string) (*C.char, C.size_t) {
+	if len(sql) == 0 {
+		return nil, 0
+	}
+	// Go memory without Go pointers, valid for the call (cgo rules).
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(sql))), C.size_t(len(sql))
+}
+
+func paramPtr(params []byte) (*C.char, C.size_t) {
+	if len(params) == 0 {
+		return nil, 0
+	}
+	return (*C.char)(unsafe.Pointer(&params[0])), C.size_t(len(params))
+}
+
+func takeBuf(out *C.pggo_buf) []byte {
+	buf := C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
+	C.call_free(unsafe.Pointer(out.data))
+	return buf
+}
+
+// Prepare parses and plans sql once; types fix parameter types (0 = infer).
+// It returns the plan and the parameter types PostgreSQL settled on.
+func Prepare(sql string, types []uint32) (*Plan, []uint32, error) {
+	if err := needAPI(); err != nil {
+		return nil, nil, err
+	}
+	if strings.IndexByte(sql, 0) >= 0 {
+		return nil, nil, errors.New("spi: the SQL text contains a NUL byte")
+	}
+	sp, sl := goBytes(sql)
+	var tp *C.unsigned
+	if len(types) > 0 {
+		tp = (*C.unsigned)(unsafe.Pointer(&types[0]))
+	}
+	var plan unsafe.Pointer
+	var tout *C.unsigned
+	var nout C.int
+	var e C.pggo_error
+	if C.call_spi_prepare(sp, sl, tp, C.int(len(types)), &plan, &tout, &nout, &e) != 0 {
+		return nil, nil, convError(&e)
+	}
+	settled := make([]uint32, int(nout))
+	copy(settled, unsafe.Slice((*uint32)(unsafe.Pointer(tout)), int(nout)))
+	C.call_free(unsafe.Pointer(tout))
+	return &Plan{p: plan}, settled, nil
+}
+
+// FreePlan releases a plan (SPI_freeplan); on the worker's thread only.
+func FreePlan(p *Plan) error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	if p == nil || p.p == nil {
+		return nil
+	}
+	var e C.pggo_error
+	if C.call_spi_free_plan(p.p, &e) != 0 {
+		return convError(&e)
+	}
+	p.p = nil
+	return nil
+}
+
+// ExecPlan runs a prepared plan to completion.
+func ExecPlan(p *Plan, params []byte, nparams int, maxrows int64) ([]byte, uint64, error) {
+	if err := needAPI(); err != nil {
+		return nil, 0, err
+	}
+	if p == nil || p.p == nil {
+		return nil, 0, errors.New("spi: statement is closed")
+	}
+	pp, pl := paramPtr(params)
+	var out C.pggo_buf
+	var e C.pggo_error
+	if C.call_spi_exec_plan(p.p, pp, pl, C.int(nparams), C.int64_t(maxrows), &out, &e) != 0 {
+		return nil, 0, convError(&e)
+	}
+	return takeBuf(&out), uint64(out.processed), nil
+}
+
+// Query runs p (or sql when p is nil). A statement returning rows gets a
+// cursor: the first batch comes back with the cursor's name ("" when the
+// statement ran to completion).
+func Query(p *Plan, sql string, params []byte, nparams int, batch int) ([]byte, string, error) {
+	if err := needAPI(); err != nil {
+		return nil, "", err
+	}
+	var plan unsafe.Pointer
+	if p != nil {
+		if p.p == nil {
+			return nil, "", errors.New("spi: statement is closed")
+		}
+		plan = p.p
+	} else if strings.IndexByte(sql, 0) >= 0 {
+		return nil, "", errors.New("spi: the SQL text contains a NUL byte")
+	}
+	sp, sl := goBytes(sql)
+	pp, pl := paramPtr(params)
+	var out C.pggo_buf
+	var portal *C.char
+	var e C.pggo_error
+	if C.call_spi_query(plan, sp, sl, pp, pl, C.int(nparams), C.long(batch), &out, &portal, &e) != 0 {
+		return nil, "", convError(&e)
+	}
+	name := ""
+	if portal != nil {
+		name = C.GoString(portal)
+		C.call_free(unsafe.Pointer(portal))
+	}
+	return takeBuf(&out), name, nil
+}
+
+// Fetch reads the next batch of a cursor.
+func Fetch(portal string, batch int) ([]byte, error) {
+	if err := needAPI(); err != nil {
+		return nil, err
+	}
+	cp := C.CString(portal)
+	defer C.free(unsafe.Pointer(cp))
+	var out C.pggo_buf
+	var e C.pggo_error
+	if C.call_spi_fetch(cp, C.long(batch), &out, &e) != 0 {
+		return nil, convError(&e)
+	}
+	return takeBuf(&out), nil
+}
+
+// CloseCursor closes a cursor if it still exists.
+func CloseCursor(portal string) error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	cp := C.CString(portal)
+	defer C.free(unsafe.Pointer(cp))
+	var e C.pggo_error
+	if C.call_spi_close_cursor(cp, &e) != 0 {
+		return convError(&e)
+	}
+	return nil
+}
+
+// Subtransaction operations.
+const (
+	SubBegin    = int(C.PGGO_SUB_BEGIN)
+	SubRelease  = int(C.PGGO_SUB_RELEASE)
+	SubRollback = int(C.PGGO_SUB_ROLLBACK)
+)
+
+// Subxact begins (returning its level) or ends (level given) a subtransaction.
+func Subxact(op, level int) (int, error) {
+	if err := needAPI(); err != nil {
+		return 0, err
+	}
+	l := C.int(level)
+	var e C.pggo_error
+	if C.call_subxact(C.int(op), &l, &e) != 0 {
+		return 0, convError(&e)
+	}
+	return int(l), nil
+}
+
 // ReportActivity sets the worker's pg_stat_activity state and query.
 func ReportActivity(running bool, query string) error {
 	if err := needAPI(); err != nil {
@@ -531,6 +710,10 @@ func Failed() error {
 	defer deferredMu.Unlock()
 	return deferredErr
 }
+
+// Abort is the panic value that carries a deferred failure (see Fail) up the
+// worker's stack to its dispatcher; Transaction and Savepoint re-raise it.
+type Abort struct{ Err error }
 
 // PanicError is a recovered Go panic, with the stack of the goroutine that
 // panicked.

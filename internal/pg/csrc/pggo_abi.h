@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGGO_ABI_VERSION 2
+#define PGGO_ABI_VERSION 3
 
 /* Result codes of every pggo_api call that can fail. */
 enum
@@ -132,6 +132,23 @@ typedef struct pggo_api
 	/* *handle is malloc'd: free it with free from any thread. */
 	int			(*register_dynamic) (const pggo_spec *spec, void **handle, pggo_error *err);
 	int			(*bgw_handle) (void *handle, int op, int *pid, int *status, pggo_error *err);
+
+	/* Prepared plans (kept across transactions) and cursors. *types_out is
+	 * malloc'd; a plan is freed only by spi_free_plan. */
+	int			(*spi_prepare) (const char *sql, size_t sqllen, const unsigned *types, int ntypes,
+								void **plan, unsigned **types_out, int *ntypes_out, pggo_error *err);
+	int			(*spi_free_plan) (void *plan, pggo_error *err);
+	int			(*spi_exec_plan) (void *plan, const char *params, size_t paramslen, int nparams,
+								  int64_t maxrows, pggo_buf *out, pggo_error *err);
+	/* Runs plan (or sql when plan is NULL); a statement that returns rows
+	 * gets a cursor, *portal (malloc'd) names it and *out holds the first
+	 * batch; others run to completion and *portal is NULL. */
+	int			(*spi_query) (void *plan, const char *sql, size_t sqllen, const char *params,
+							  size_t paramslen, int nparams, long batch, pggo_buf *out,
+							  char **portal, pggo_error *err);
+	int			(*spi_fetch) (const char *portal, long batch, pggo_buf *out, pggo_error *err);
+	int			(*spi_close_cursor) (const char *portal, pggo_error *err);
+	int			(*subxact) (int op, int *level, pggo_error *err);
 } pggo_api;
 
 /* Operations on a dynamic worker's handle (pggo_api.bgw_handle). */
@@ -149,6 +166,14 @@ enum
 	PGGO_BGWH_NOT_YET_STARTED = 1,
 	PGGO_BGWH_STOPPED = 2,
 	PGGO_BGWH_POSTMASTER_DIED = 3
+};
+
+/* Subtransaction operations (pggo_api.subxact). */
+enum
+{
+	PGGO_SUB_BEGIN = 0,
+	PGGO_SUB_RELEASE = 1,
+	PGGO_SUB_ROLLBACK = 2
 };
 
 /* Log levels accepted by pggo_api.log. */

@@ -63,6 +63,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -107,6 +108,18 @@ typedef enum
 	TX_ABORTED
 } TxState;
 static TxState tx_state = TX_NONE;
+
+/*
+ * Subtransactions opened for Go (spi.Savepoint, sqldriver's Tx), innermost
+ * last, with the memory context and resource owner to return to, as
+ * PL/pgSQL's exception blocks keep them. aborted_level is the level a failed
+ * statement rolled back; Go must end that level before doing anything else.
+ */
+#define PGGO_MAX_SUBXACTS 64
+static int	sub_depth = 0;
+static int	aborted_level = 0;
+static MemoryContext sub_cxt[PGGO_MAX_SUBXACTS + 1];
+static ResourceOwner sub_owner[PGGO_MAX_SUBXACTS + 1];
 
 static const pggo_api *make_api(void);
 void		_PG_init(void);
@@ -637,10 +650,20 @@ guard(void (*fn) (void *), void *arg, pggo_error *err)
 
 	if (!failed)
 		return 0;
-	if (tx_state == TX_ACTIVE)
+	if (tx_state == TX_ACTIVE && sub_depth > 0 && aborted_level == 0)
+	{
+		/* Only the innermost savepoint is lost, as in PL/pgSQL. */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(sub_cxt[sub_depth]);
+		CurrentResourceOwner = sub_owner[sub_depth];
+		aborted_level = sub_depth;
+		sub_depth--;
+	}
+	else if (tx_state == TX_ACTIVE)
 	{
 		AbortCurrentTransaction();
 		tx_state = TX_ABORTED;
+		sub_depth = aborted_level = 0;
 	}
 	else
 		MemoryContextSwitchTo(oldcxt);
@@ -864,6 +887,11 @@ api_tx_commit(pggo_error *err)
 		set_error(err, PGGO_ETXABORTED, "25P02", "the transaction was rolled back after an error");
 		return -1;
 	}
+	if (sub_depth > 0 || aborted_level > 0)
+	{
+		set_error(err, PGGO_EUSAGE, "25001", "a subtransaction is still open: release or roll it back before the transaction ends");
+		return -1;
+	}
 	if (guard(op_commit, NULL, err) != 0)
 	{
 		tx_state = TX_NONE;
@@ -888,6 +916,7 @@ api_tx_rollback(pggo_error *err)
 	if (tx_state == TX_ACTIVE)
 		rc = guard(op_rollback, NULL, err);
 	tx_state = TX_NONE;
+	sub_depth = aborted_level = 0;
 	return rc;
 }
 
@@ -1321,6 +1350,31 @@ op_exec(void *p)
 	MemoryContextDelete(callcxt);
 }
 
+/* Can Go run SQL now? Sets err if not. */
+static bool
+spi_usable(pggo_error *err)
+{
+	if (!on_main_thread())
+	{
+		wrong_thread(err);
+		return false;
+	}
+	if (tx_state == TX_NONE)
+	{
+		set_error(err, PGGO_ENOTX, "25000", "SPI needs a transaction: call spi inside bgworker.Transaction");
+		return false;
+	}
+	if (tx_state == TX_ABORTED || aborted_level > 0)
+	{
+		set_error(err, PGGO_ETXABORTED, "25P02",
+				  aborted_level > 0 ?
+				  "current savepoint is aborted, commands ignored until the savepoint ends" :
+				  "current transaction is aborted, commands ignored until end of transaction block");
+		return false;
+	}
+	return true;
+}
+
 static int
 api_spi_exec(const char *sql, size_t sqllen, const char *params, size_t paramslen,
 			 int nparams, int64_t maxrows, pggo_buf *out, pggo_error *err)
@@ -1328,19 +1382,8 @@ api_spi_exec(const char *sql, size_t sqllen, const char *params, size_t paramsle
 	ExecArgs	a = {sql, sqllen, params, paramslen, nparams, maxrows, out};
 
 	memset(out, 0, sizeof(*out));
-	if (!on_main_thread())
-		return wrong_thread(err);
-	if (tx_state == TX_NONE)
-	{
-		set_error(err, PGGO_ENOTX, "25000", "SPI needs a transaction: call spi inside bgworker.Transaction");
+	if (!spi_usable(err))
 		return -1;
-	}
-	if (tx_state == TX_ABORTED)
-	{
-		set_error(err, PGGO_ETXABORTED, "25P02",
-				  "current transaction is aborted, commands ignored until end of transaction block");
-		return -1;
-	}
 	if (guard(op_exec, &a, err) != 0)
 	{
 		free(out->data);
@@ -1350,6 +1393,436 @@ api_spi_exec(const char *sql, size_t sqllen, const char *params, size_t paramsle
 	return 0;
 }
 
+
+
+/* ---------------------------------------------------------------------
+ * Prepared plans, cursors, subtransactions
+ * ---------------------------------------------------------------------
+ */
+typedef struct PggoPlan
+{
+	SPIPlanPtr	plan;
+	int			ntypes;
+	Oid			types[FLEXIBLE_ARRAY_MEMBER];
+} PggoPlan;
+
+/* Hand a packed result to Go as malloc'd memory. */
+static void
+hand_over(StringInfo s, pggo_buf *out)
+{
+	out->data = malloc(s->len > 0 ? s->len : 1);
+	if (out->data == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	memcpy(out->data, s->data, s->len);
+	out->len = s->len;
+}
+
+/* Parameter list for a plan with fixed types. */
+static ParamListInfo
+make_params(WireParam *wp, int n, const Oid *types)
+{
+	ParamListInfo pli = makeParamList(n);
+
+	for (int i = 0; i < n; i++)
+	{
+		ParamExternData *prm = &pli->params[i];
+
+		prm->ptype = types[i];
+		prm->pflags = PARAM_FLAG_CONST;
+		prm->isnull = wp[i].kind == WIRE_NULL;
+		prm->value = prm->isnull ? (Datum) 0 : param_datum(&wp[i], types[i], i);
+	}
+	return pli;
+}
+
+/*
+ * Parse sql with the types Go declared and let PostgreSQL infer the others
+ * (variable parameters, as the extended protocol does); return the settled
+ * types, unknown ones as text.
+ */
+static Oid *
+infer_types(const char *sql, const Oid *declared, int ndeclared, int *ntypes)
+{
+	VarParams	vp;
+	SPIPrepareOptions popts;
+	SPIPlanPtr	plan;
+
+	vp.ntypes = ndeclared;
+	vp.types = palloc0(sizeof(Oid) * Max(ndeclared, 1));
+	if (ndeclared > 0)
+		memcpy(vp.types, declared, sizeof(Oid) * ndeclared);
+	memset(&popts, 0, sizeof(popts));
+	popts.parserSetup = varparams_setup;
+	popts.parserSetupArg = &vp;
+	popts.parseMode = RAW_PARSE_DEFAULT;
+	plan = SPI_prepare_extended(sql, &popts);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_freeplan(plan);
+	for (int i = 0; i < vp.ntypes; i++)
+		if (vp.types[i] == InvalidOid)
+			vp.types[i] = TEXTOID;
+	*ntypes = vp.ntypes;
+	return vp.types;
+}
+
+typedef struct PrepareArgs
+{
+	const char *sql;
+	size_t		sqllen;
+	const unsigned *types;
+	int			ntypes;
+	PggoPlan   *plan;
+} PrepareArgs;
+
+static void
+op_prepare(void *p)
+{
+	PrepareArgs *a = p;
+	char	   *sql = pnstrdup(a->sql, a->sqllen);
+	Oid		   *types;
+	int			n;
+	SPIPlanPtr	plan;
+	PggoPlan   *pp;
+
+	types = infer_types(sql, (const Oid *) a->types, a->ntypes, &n);
+	/* The kept plan has fixed types: no parser hook pointing at this frame. */
+	plan = SPI_prepare(sql, n, types);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	pp = malloc(offsetof(PggoPlan, types) + sizeof(Oid) * Max(n, 1));
+	if (pp == NULL)
+	{
+		SPI_freeplan(plan);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	SPI_keepplan(plan);
+	pp->plan = plan;
+	pp->ntypes = n;
+	memcpy(pp->types, types, sizeof(Oid) * n);
+	a->plan = pp;
+}
+
+static int
+api_spi_prepare(const char *sql, size_t sqllen, const unsigned *types, int ntypes,
+				void **plan, unsigned **types_out, int *ntypes_out, pggo_error *err)
+{
+	PrepareArgs a = {sql, sqllen, types, ntypes, NULL};
+
+	*plan = NULL;
+	*types_out = NULL;
+	*ntypes_out = 0;
+	if (!spi_usable(err))
+		return -1;
+	if (guard(op_prepare, &a, err) != 0)
+		return -1;
+	*plan = a.plan;
+	*ntypes_out = a.plan->ntypes;
+	*types_out = malloc(sizeof(unsigned) * Max(a.plan->ntypes, 1));
+	memcpy(*types_out, a.plan->types, sizeof(unsigned) * a.plan->ntypes);
+	return 0;
+}
+
+static void
+op_free_plan(void *p)
+{
+	PggoPlan   *pp = p;
+
+	SPI_freeplan(pp->plan);
+}
+
+static int
+api_spi_free_plan(void *plan, pggo_error *err)
+{
+	int			rc = guard(op_free_plan, plan, err);
+
+	if (rc == 0)
+		free(plan);
+	return rc;
+}
+
+typedef struct QueryArgs
+{
+	PggoPlan   *plan;
+	const char *sql;
+	size_t		sqllen;
+	const char *params;
+	size_t		paramslen;
+	int			nparams;
+	int64		maxrows;
+	long		batch;			/* 0: run to completion, no cursor */
+	pggo_buf   *out;
+	char	   *portal;
+} QueryArgs;
+
+static void
+op_query(void *p)
+{
+	QueryArgs  *a = p;
+	MemoryContext callcxt = AllocSetContextCreate(CurrentMemoryContext, "pggo SPI call",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(callcxt);
+	WireParam  *wp = decode_params(a->params, a->paramslen, a->nparams);
+	SPIPlanPtr	plan;
+	const Oid  *types;
+	int			ntypes;
+	ParamListInfo pli;
+	StringInfoData s;
+
+	if (a->plan)
+	{
+		plan = a->plan->plan;
+		types = a->plan->types;
+		ntypes = a->plan->ntypes;
+	}
+	else
+	{
+		/* A one-shot plan: the parser hook's arg (vp) outlives its use. */
+		char	   *sql = pnstrdup(a->sql, a->sqllen);
+		VarParams  *vp = palloc0(sizeof(VarParams));
+		SPIPrepareOptions popts;
+
+		vp->ntypes = a->nparams;
+		vp->types = palloc0(sizeof(Oid) * Max(a->nparams, 1));
+		for (int i = 0; i < a->nparams; i++)
+			vp->types[i] = wp[i].oid;
+		memset(&popts, 0, sizeof(popts));
+		popts.parserSetup = varparams_setup;
+		popts.parserSetupArg = vp;
+		popts.parseMode = RAW_PARSE_DEFAULT;
+		plan = SPI_prepare_extended(sql, &popts);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		for (int i = 0; i < vp->ntypes; i++)
+			if (vp->types[i] == InvalidOid)
+				vp->types[i] = TEXTOID;
+		types = vp->types;
+		ntypes = vp->ntypes;
+	}
+	if (ntypes != a->nparams)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_PARAMETER),
+				 errmsg("the statement takes %d parameter%s but %d argument%s given",
+						ntypes, ntypes == 1 ? "" : "s", a->nparams, a->nparams == 1 ? " was" : "s were")));
+	pli = make_params(wp, a->nparams, types);
+
+	initStringInfo(&s);
+	if (a->batch > 0 && SPI_is_cursor_plan(plan))
+	{
+		Portal		portal = SPI_cursor_open_with_paramlist(NULL, plan, pli, false);
+
+		SPI_cursor_fetch(portal, true, a->batch);
+		pack_result(&s, SPI_tuptable, SPI_processed);
+		a->out->processed = SPI_processed;
+		SPI_freetuptable(SPI_tuptable);
+		a->portal = strdup(portal->name);
+	}
+	else
+	{
+		SPIExecuteOptions eopts;
+		int			rc;
+
+		memset(&eopts, 0, sizeof(eopts));
+		eopts.params = pli;
+		eopts.tcount = a->maxrows;
+		rc = SPI_execute_plan_extended(plan, &eopts);
+		if (rc < 0)
+			elog(ERROR, "SPI failed: %s", SPI_result_code_string(rc));
+		pack_result(&s, SPI_tuptable, SPI_tuptable ? SPI_processed : 0);
+		a->out->processed = SPI_processed;
+		if (SPI_tuptable)
+			SPI_freetuptable(SPI_tuptable);
+	}
+	if (!a->plan)
+		SPI_freeplan(plan);		/* a cursor keeps its own copy */
+	hand_over(&s, a->out);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(callcxt);
+}
+
+static int
+api_spi_exec_plan(void *plan, const char *params, size_t paramslen, int nparams,
+				  int64_t maxrows, pggo_buf *out, pggo_error *err)
+{
+	QueryArgs	a = {plan, NULL, 0, params, paramslen, nparams, maxrows, 0, out, NULL};
+
+	memset(out, 0, sizeof(*out));
+	if (!spi_usable(err))
+		return -1;
+	if (guard(op_query, &a, err) != 0)
+	{
+		free(out->data);
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+api_spi_query(void *plan, const char *sql, size_t sqllen, const char *params, size_t paramslen,
+			  int nparams, long batch, pggo_buf *out, char **portal, pggo_error *err)
+{
+	QueryArgs	a = {plan, sql, sqllen, params, paramslen, nparams, 0, batch, out, NULL};
+
+	memset(out, 0, sizeof(*out));
+	*portal = NULL;
+	if (!spi_usable(err))
+		return -1;
+	if (guard(op_query, &a, err) != 0)
+	{
+		free(out->data);
+		free(a.portal);
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	*portal = a.portal;
+	return 0;
+}
+
+typedef struct FetchArgs
+{
+	const char *portal;
+	long		batch;
+	pggo_buf   *out;
+} FetchArgs;
+
+static void
+op_fetch(void *p)
+{
+	FetchArgs  *a = p;
+	Portal		portal = SPI_cursor_find(a->portal);
+	StringInfoData s;
+
+	/* The portal dies with its (sub)transaction: never use a stale pointer. */
+	if (portal == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_CURSOR_STATE),
+				 errmsg("the rows' cursor is gone: its transaction or savepoint ended")));
+	SPI_cursor_fetch(portal, true, a->batch);
+	initStringInfo(&s);
+	pack_result(&s, SPI_tuptable, SPI_processed);
+	a->out->processed = SPI_processed;
+	SPI_freetuptable(SPI_tuptable);
+	hand_over(&s, a->out);
+	pfree(s.data);
+}
+
+static int
+api_spi_fetch(const char *portal, long batch, pggo_buf *out, pggo_error *err)
+{
+	FetchArgs	a = {portal, batch, out};
+
+	memset(out, 0, sizeof(*out));
+	if (!spi_usable(err))
+		return -1;
+	if (guard(op_fetch, &a, err) != 0)
+	{
+		free(out->data);
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+op_close_cursor(void *p)
+{
+	Portal		portal = SPI_cursor_find((const char *) p);
+
+	if (portal != NULL)
+		SPI_cursor_close(portal);
+}
+
+static int
+api_spi_close_cursor(const char *portal, pggo_error *err)
+{
+	/* After the transaction ended there is nothing left to close. */
+	if (on_main_thread() && tx_state != TX_ACTIVE)
+		return 0;
+	return guard(op_close_cursor, (void *) portal, err);
+}
+
+static void
+op_sub_begin(void *p)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	/* Statements keep running in the caller's (SPI's) memory context. */
+	MemoryContextSwitchTo(cxt);
+	sub_depth++;
+	sub_cxt[sub_depth] = cxt;
+	sub_owner[sub_depth] = owner;
+}
+
+static void
+op_sub_end(void *p)
+{
+	bool		commit = *(bool *) p;
+
+	if (commit)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(sub_cxt[sub_depth]);
+	CurrentResourceOwner = sub_owner[sub_depth];
+	sub_depth--;
+}
+
+static int
+api_subxact(int op, int *level, pggo_error *err)
+{
+	if (!on_main_thread())
+		return wrong_thread(err);
+	if (op == PGGO_SUB_BEGIN)
+	{
+		if (!spi_usable(err))
+			return -1;
+		if (sub_depth >= PGGO_MAX_SUBXACTS)
+		{
+			set_error(err, PGGO_EUSAGE, "54000", "too many nested savepoints (at most 64)");
+			return -1;
+		}
+		if (guard(op_sub_begin, NULL, err) != 0)
+			return -1;
+		*level = sub_depth;
+		return 0;
+	}
+
+	/* Ending level *level: it must be the innermost one. */
+	if (tx_state != TX_ACTIVE)
+	{
+		set_error(err, PGGO_ETXABORTED, "25P02", "the transaction was rolled back after an error");
+		return -1;
+	}
+	if (aborted_level > 0)
+	{
+		if (*level != aborted_level)
+		{
+			set_error(err, PGGO_EUSAGE, "25001", "savepoints must end innermost first");
+			return -1;
+		}
+		aborted_level = 0;
+		if (op == PGGO_SUB_RELEASE)
+		{
+			set_error(err, PGGO_ETXABORTED, "25P02",
+					  "the savepoint was rolled back because a statement in it failed");
+			return -1;
+		}
+		return 0;
+	}
+	if (*level != sub_depth)
+	{
+		set_error(err, PGGO_EUSAGE, "25001", "savepoints must end innermost first");
+		return -1;
+	}
+	{
+		bool		commit = op == PGGO_SUB_RELEASE;
+
+		return guard(op_sub_end, &commit, err);
+	}
+}
 
 /* ---------------------------------------------------------------------
  * Activity and logging
@@ -1712,5 +2185,12 @@ make_api(void)
 	api.my_database_id = api_my_database_id;
 	api.register_dynamic = api_register_dynamic;
 	api.bgw_handle = api_bgw_handle;
+	api.spi_prepare = api_spi_prepare;
+	api.spi_free_plan = api_spi_free_plan;
+	api.spi_exec_plan = api_spi_exec_plan;
+	api.spi_query = api_spi_query;
+	api.spi_fetch = api_spi_fetch;
+	api.spi_close_cursor = api_spi_close_cursor;
+	api.subxact = api_subxact;
 	return &api;
 }
