@@ -2,9 +2,11 @@ package pgversions
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -382,10 +384,65 @@ func (in *installer) unpackHeaders(ctx context.Context, deb, pkg string) (*heade
 	if err := os.Rename(src, dst); err != nil {
 		return nil, fmt.Errorf("pgversions: %w", err)
 	}
+	fixed, err := fixLibcDecls(ctx, filepath.Join(dst, "pg_config.h"), libcDecls)
+	if err != nil {
+		return nil, err
+	}
+	for _, fn := range fixed {
+		in.logf("server headers: this machine's C library does not declare %s(): pg_config.h now says so (the server provides its own)", fn)
+	}
 	hv := version
 	if m := pgVersionRE.FindSubmatch(cfg); m != nil {
 		hv = string(m[1])
 	}
 	in.logf("server headers: PostgreSQL %s in %s", hv, dst)
 	return &headerInfo{pkg: pkg, debVersion: version, serverDir: dst}, nil
+}
+
+// libcDecls are the functions whose HAVE_DECL_ macro in pg_config.h tells
+// port.h whether the C library declares them or PostgreSQL must. Debian's
+// headers of newer suites describe a newer C library than this machine's:
+// trixie's glibc 2.41 declares strlcpy and strlcat, bookworm's 2.36 does
+// not, and a module would then call them undeclared. The npm servers,
+// built against an old glibc, carry PostgreSQL's own copies.
+var libcDecls = []string{"strlcat", "strlcpy", "strsep", "strchrnul", "strnlen", "timingsafe_bcmp", "memset_s", "explicit_bzero"}
+
+// fixLibcDecls sets HAVE_DECL_<F> to 0 in the pg_config.h at path for each
+// function F of funcs it declares present but this machine's C library
+// headers do not declare, and returns those functions. Without a C
+// compiler nothing can be checked or built, so nothing changes.
+func fixLibcDecls(ctx context.Context, path string, funcs []string) ([]string, error) {
+	if _, err := exec.LookPath("cc"); err != nil {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pgversions: %w", err)
+	}
+	var fixed []string
+	for _, fn := range funcs {
+		line := []byte("#define HAVE_DECL_" + strings.ToUpper(fn) + " 1\n")
+		if !bytes.Contains(b, line) || libcDeclares(ctx, fn) {
+			continue
+		}
+		b = bytes.ReplaceAll(b, line, []byte("#define HAVE_DECL_"+strings.ToUpper(fn)+" 0 /* pggo: not declared by this machine's C library */\n"))
+		fixed = append(fixed, fn)
+	}
+	if len(fixed) == 0 {
+		return nil, nil
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return nil, fmt.Errorf("pgversions: %w", err)
+	}
+	return fixed, nil
+}
+
+// libcDeclares reports whether the C library's headers declare fn, with
+// the feature macros PostgreSQL compiles with.
+func libcDeclares(ctx context.Context, fn string) bool {
+	src := "#include <stdlib.h>\n#include <string.h>\n#include <strings.h>\n" +
+		"void *pggo_probe(void);\nvoid *pggo_probe(void) { return (void *) &" + fn + "; }\n"
+	cmd := exec.CommandContext(ctx, "cc", pgCPPFlags, "-fsyntax-only", "-x", "c", "-")
+	cmd.Stdin = strings.NewReader(src)
+	return cmd.Run() == nil
 }

@@ -68,6 +68,17 @@ type Layout struct {
 	Source string
 }
 
+// recipe numbers the way assembled versions are put together. Installs
+// recorded with another number are assembled again (from the download
+// cache, without network) so that fixes to the recipe reach them.
+const recipe = 2
+
+// record is the content of layout.json.
+type record struct {
+	Recipe int
+	Layout Layout
+}
+
 const (
 	layoutFile   = "layout.json"
 	downloadsDir = "downloads" // npm tarballs and .deb files, kept as a cache
@@ -169,10 +180,11 @@ func Find(major int, root string) (*Layout, bool) {
 	if err != nil {
 		return nil, false
 	}
-	var l Layout
-	if err := json.Unmarshal(b, &l); err != nil || l.Major != major {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil || r.Recipe != recipe || r.Layout.Major != major {
 		return nil, false
 	}
+	l := r.Layout
 	// layout.json is written last, but the tree may have been damaged or
 	// moved since; a stale layout must lead to a new install, not to a
 	// confusing build error.
@@ -311,7 +323,7 @@ func (in *installer) assemble(ctx context.Context) (*Layout, error) {
 	if err := in.verify(ctx, l); err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(l, "", "\t")
+	b, err := json.MarshalIndent(record{Recipe: recipe, Layout: *l}, "", "\t")
 	if err != nil {
 		return nil, err
 	}

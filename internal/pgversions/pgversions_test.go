@@ -285,7 +285,12 @@ func TestFind(t *testing.T) {
 	if _, ok := Find(17, root); ok {
 		t.Fatal("found an install without layout.json: it is written last, after verification")
 	}
-	b, _ := json.Marshal(l)
+	b, _ := json.Marshal(record{Recipe: recipe - 1, Layout: l})
+	os.WriteFile(filepath.Join(root, layoutFile), b, 0o644)
+	if _, ok := Find(17, root); ok {
+		t.Fatal("found an install made by an older recipe")
+	}
+	b, _ = json.Marshal(record{Recipe: recipe, Layout: l})
 	os.WriteFile(filepath.Join(root, layoutFile), b, 0o644)
 	got, ok := Find(17, root)
 	if !ok || !reflect.DeepEqual(*got, l) {
@@ -345,5 +350,25 @@ func TestInstall(t *testing.T) {
 				t.Errorf("pg_config --includedir-server = %q, %v; want %s", out, err, l.IncludeServerDir)
 			}
 		})
+	}
+}
+
+func TestFixLibcDecls(t *testing.T) {
+	if _, err := exec.LookPath("cc"); err != nil {
+		t.Skip("no C compiler")
+	}
+	if !libcDeclares(context.Background(), "strncpy") {
+		t.Fatal("libcDeclares(strncpy) = false")
+	}
+	path := filepath.Join(t.TempDir(), "pg_config.h")
+	orig := "#define HAVE_DECL_STRNCPY 1\n#define HAVE_DECL_PGGO_NO_SUCH_FN 1\n#define HAVE_DECL_PGGO_OTHER 0\n"
+	os.WriteFile(path, []byte(orig), 0o644)
+	fixed, err := fixLibcDecls(context.Background(), path, []string{"strncpy", "pggo_no_such_fn", "pggo_other"})
+	if err != nil || !reflect.DeepEqual(fixed, []string{"pggo_no_such_fn"}) {
+		t.Fatalf("fixed %q, %v", fixed, err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "#define HAVE_DECL_PGGO_NO_SUCH_FN 0 ") || !strings.Contains(string(b), "#define HAVE_DECL_STRNCPY 1\n") {
+		t.Errorf("pg_config.h now:\n%s", b)
 	}
 }

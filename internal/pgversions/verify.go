@@ -26,7 +26,11 @@ extern PGDLLEXPORT void _PG_init(void);
 void
 _PG_init(void)
 {
-	elog(LOG, "pggo pgversions check module loaded (headers " PG_VERSION ")");
+	char		buf[NAMEDATALEN];
+
+	/* pggo's loader uses strlcpy: it must be declared and resolve. */
+	strlcpy(buf, "pggo pgversions check module", sizeof(buf));
+	elog(LOG, "%s loaded (headers " PG_VERSION ")", buf);
 }
 `
 
@@ -174,7 +178,8 @@ func (in *installer) compileCheckModule(ctx context.Context, l *Layout, dir stri
 		return "", fmt.Errorf("pgversions: %w", err)
 	}
 	in.logf("verify: compiling a module with %s", l.PGConfig)
-	args := append(flags, "-I", inc, "-shared", "-o", so, src)
+	// Undeclared functions (see libcDecls) would only warn.
+	args := append(flags, "-Werror=implicit-function-declaration", "-I", inc, "-shared", "-o", so, src)
 	if _, err := run(ctx, dir, "cc", args...); err != nil {
 		return "", fmt.Errorf("pgversions: verify: the server headers do not compile: %w", err)
 	}

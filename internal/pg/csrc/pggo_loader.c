@@ -616,7 +616,8 @@ capture_error(MemoryContext cxt, pggo_error *err)
 	err->detail = xstrdup(ed->detail);
 	err->hint = xstrdup(ed->hint);
 	err->context = xstrdup(ed->context);
-	err->cursorpos = ed->cursorpos;
+	/* SPI reports a syntax error's position as an internal one. */
+	err->cursorpos = ed->cursorpos ? ed->cursorpos : ed->internalpos;
 	FreeErrorData(ed);
 }
 

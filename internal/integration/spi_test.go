@@ -1,0 +1,63 @@
+package integration
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestSPIData: types both ways, prepared plans, cursor streaming, error
+// codes, savepoints; throughput is logged, not asserted.
+func TestSPIData(t *testing.T) {
+	c := startWith(t, "PGGO_TEST_WORKERS=data")
+	conn := c.Connect(t)
+	ctx := context.Background()
+
+	if got := result(t, conn, "data", "types"); !regexp.MustCompile(`^ok \d+$`).MatchString(got) {
+		t.Errorf("type round trips: %s", got)
+	}
+	if got := result(t, conn, "data", "prepared"); got != "prepared" {
+		t.Errorf("Prepare: %s", got)
+	}
+	// sum of 2*i for i < 1000; the plan's context exists until Close.
+	if got, want := result(t, conn, "data", "plan reuse"), "sum=999000 contexts before=1 after=0"; got != want {
+		t.Errorf("plan reuse across 1000 transactions: %q, want %q", got, want)
+	}
+	if got, want := result(t, conn, "data", "errors"), `23505@0 22012@0 42601@40`; got != want {
+		t.Errorf("SQLSTATE@position: %q, want %q", got, want)
+	}
+	sp := result(t, conn, "data", "savepoints")
+	if !regexp.MustCompile(`^rows=a,e first=after the failure: ERROR: current savepoint is aborted.* \(SQLSTATE 25P02\) inner=panic: nested panic$`).MatchString(sp) {
+		t.Errorf("savepoints: %q", sp)
+	}
+	st := result(t, conn, "data", "streaming")
+	m := regexp.MustCompile(`^rows=5000000 sum=12500002500000 peak_growth_kb=(\d+) rows_per_s=(\d+)$`).FindStringSubmatch(st)
+	if m == nil {
+		t.Fatalf("streaming 5M rows: %q", st)
+	}
+	// A cursor batch is 2000 rows: the worker's peak RSS may not grow by
+	// more than 64 MB while reading 5M rows (a copy of all would be ~400 MB).
+	if kb, _ := strconv.Atoi(m[1]); kb > 64*1024 {
+		t.Errorf("reading 5M rows grew the worker's peak RSS by %d kB", kb)
+	}
+	t.Logf("streaming: %s", st)
+	t.Logf("throughput inside one worker transaction: %s", result(t, conn, "data", "throughput"))
+
+	// The same loops in PL/pgSQL, on the same server, for comparison.
+	for _, q := range []string{
+		`DO $$ DECLARE x int; BEGIN FOR i IN 1..100000 LOOP SELECT 1 INTO x; END LOOP; END $$`,
+		`CREATE TABLE tp_plpgsql(i int8, s text)`,
+		`DO $$ BEGIN FOR i IN 1..100000 LOOP INSERT INTO tp_plpgsql VALUES (i, 'x'); END LOOP; END $$`,
+	} {
+		start := time.Now()
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		if len(q) > 30 && q[:2] == "DO" {
+			t.Logf("PL/pgSQL %.60s...: %.0f/s", q[12:], 100000/time.Since(start).Seconds())
+		}
+	}
+	c.AssertNoCrashRecovery(t)
+}
