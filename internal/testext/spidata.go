@@ -101,6 +101,15 @@ func roundTrips() (string, error) {
 		{"SELECT $1::text IS NULL", nil, true},   // NULL parameter
 		{"SELECT NULL::int4", nil, nil},          // NULL into *any
 		{"SELECT $1::name", "a_name", nil},
+		// The long tail, through pgtype: arrays, uuid, jsonb, interval, numeric.
+		{"SELECT $1::int8[]", []int64{1, math.MaxInt64, -3}, nil},
+		{"SELECT '{1,NULL,3}'::int4[]", nil, []any{int32(1), nil, int32(3)}},
+		{"SELECT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid", nil,
+			[16]byte{0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11}},
+		{`SELECT '{"a": [1, "x"]}'::jsonb`, nil, map[string]any{"a": []any{float64(1), "x"}}},
+		{"SELECT $1::interval::text", 90 * time.Minute, "01:30:00"},
+		{"SELECT $1::text[]", []string{"a", "", "é"}, nil},
+		{"SELECT $1::float8[]", []float64{0.5, math.Inf(1)}, nil},
 		{"SELECT $1::char(3)", "ab", "ab "},
 	}
 	var bad []string

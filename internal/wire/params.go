@@ -159,6 +159,10 @@ func appendParam(buf []byte, a any, pos, depth int) ([]byte, error) {
 		return appendBytes(buf, v, pos)
 	case time.Time:
 		return appendTime(buf, v, pos)
+	case time.Duration:
+		// An interval, not the int64 it is made of.
+		b, _, err := appendLongTail(buf, v, pos)
+		return b, err
 	case *int64:
 		if v == nil {
 			return appendHeader(buf, KindNull, 0), nil
@@ -296,6 +300,10 @@ func appendReflect(buf []byte, a any, pos, depth int) ([]byte, error) {
 		if rv.Type().ConvertibleTo(timeType) {
 			return appendTime(buf, rv.Convert(timeType).Interface().(time.Time), pos)
 		}
+	}
+	// The long tail: slices (arrays), [16]byte (uuid), netip, pgtype's types...
+	if b, ok, err := appendLongTail(buf, a, pos); ok {
+		return b, err
 	}
 	return nil, fmt.Errorf("spi: parameter $%d: unsupported Go type %T", pos, a)
 }

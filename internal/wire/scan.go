@@ -159,6 +159,13 @@ func (v Value) natural() (any, string) {
 	if v.Kind == KindFloat64 && v.Type == TypeFloat4 {
 		return float32(v.F), ""
 	}
+	if v.Kind == KindText && longTail(v.Type) {
+		x, err := naturalLongTail(v.Type, v.B)
+		if err != nil {
+			return nil, err.Error()
+		}
+		return x, ""
+	}
 	return v.driverValue()
 }
 
@@ -624,6 +631,14 @@ func (s *scanState) assignReflect(dest any) error {
 			e.Set(xv)
 			return nil
 		}
+	}
+	// The long tail: arrays into slices, uuid into [16]byte, numeric into
+	// pgtype.Numeric, json into structs or maps, ...
+	if s.v.Kind == KindText && longTail(s.v.Type) {
+		if err := scanLongTail(s.v.Type, s.v.B, dest); err != nil {
+			return s.wrap(err)
+		}
+		return nil
 	}
 	return s.mismatch()
 }

@@ -1,12 +1,15 @@
 package wire
 
 import (
+	"math/big"
+
 	"bytes"
 	"database/sql"
 	"database/sql/driver"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgtype"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -225,7 +228,8 @@ func TestEncodeParams(t *testing.T) {
 		{"chan", make(chan int), param{}, "spi: parameter $1: unsupported Go type chan int"},
 		{"*chan", ptr(make(chan int)), param{}, "spi: parameter $1: unsupported Go type chan int"},
 		{"struct", struct{ A int }{}, param{}, "spi: parameter $1: unsupported Go type struct { A int }"},
-		{"[]int", []int{1}, param{}, "unsupported Go type []int"},
+		{"[]int (pgtype: int8[])", []int{1, 2}, param{kind: KindText, oid: 1016, b: []byte("{1,2}")}, ""},
+		{"time.Duration (interval)", 90 * time.Minute, param{kind: KindText, oid: 1186, b: []byte("01:30:00")}, ""},
 		{"map", map[string]int{}, param{}, "unsupported Go type map[string]int"},
 		{"uintptr", uintptr(1), param{}, "unsupported Go type uintptr"},
 		{"complex", 1i, param{}, "unsupported Go type complex128"},
@@ -661,8 +665,9 @@ func TestNatural(t *testing.T) {
 		{bv([]byte{0, 1}), []byte{0, 1}, ""},
 		{bv([]byte{}), []byte{}, ""},
 		{tv(TypeText, "héllo"), "héllo", ""},
-		{tv(TypeNumeric, "1.50"), "1.50", ""},
-		{tv(1186, "1 day"), "1 day", ""},
+		{tv(TypeNumeric, "1.50"), pgtype.Numeric{Int: big.NewInt(150), Exp: -2, Valid: true}, ""},
+		{tv(1186, "1 day"), pgtype.Interval{Days: 1, Valid: true}, ""},
+		{tv(1007, "{1,NULL,3}"), []any{int32(1), nil, int32(3)}, ""},
 		{Value{Kind: 9}, nil, "invalid cell kind 9"},
 	}
 	for _, tt := range tests {
