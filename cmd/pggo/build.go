@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/pggo/pggo/internal/build"
+)
+
+// buildFlags are the flags every building command shares.
+type buildFlags struct {
+	out, name, pgConfig *string
+	verbose             *bool
+}
+
+func addBuildFlags(fs *flag.FlagSet, withOut bool) buildFlags {
+	b := buildFlags{
+		name:     fs.String("name", "", "library name (default: the package directory's name)"),
+		pgConfig: fs.String("pg-config", os.Getenv("PGGO_PG_CONFIG"), "pg_config of the target PostgreSQL (default: $PGGO_PG_CONFIG, else pg_config on PATH)"),
+		verbose:  fs.Bool("v", false, "print progress to stderr"),
+	}
+	if withOut {
+		b.out = fs.String("o", "", "output directory (default PACKAGE_DIR/build)")
+	}
+	return b
+}
+
+func (b buildFlags) build(dir, out string) (*build.Result, error) {
+	opts := build.Options{Dir: dir, Out: out, Name: *b.name, PGConfig: *b.pgConfig}
+	if *b.verbose {
+		opts.Log = os.Stderr
+	}
+	return build.Build(context.Background(), opts)
+}
+
+func parse(fs *flag.FlagSet, args []string, usage string) (dir string, err error) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return "", fmt.Errorf("pggo: one package directory at most")
+	}
+	return fs.Arg(0), nil
+}
+
+func runBuild(args []string) error {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	bf := addBuildFlags(fs, true)
+	dir, err := parse(fs, args, `usage: pggo build [flags] [PACKAGE_DIR]
+
+Builds the pggo extension in PACKAGE_DIR (default: the current directory)
+and prints the absolute paths of the two files PostgreSQL loads; the last
+one is the library to put in shared_preload_libraries. With SQL functions
+(package fmgr) it also writes NAME.sql next to them.
+`)
+	if err != nil {
+		return err
+	}
+	res, err := bf.build(dir, *bf.out)
+	if err != nil {
+		return err
+	}
+	if len(res.Exports.SQL) > 0 {
+		fmt.Fprintf(os.Stderr, "pggo build: %d SQL function(s): create them with psql -f %s\n", len(res.Exports.SQL), res.SQLFile)
+	}
+	fmt.Println(res.GoLibrary)
+	fmt.Println(res.Loader)
+	return nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pggo/pggo/pgtest"
+)
+
+// pggoBinary builds this command once for the test.
+func pggoBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pggo")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func run(t *testing.T, dir, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	_, file, _, _ := runtime.Caller(0)
+	cmd.Env = append(os.Environ(), "PGGO_SOURCE="+filepath.Join(filepath.Dir(file), "..", ".."))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("pggo %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+// TestNewTestInstallPackageRun walks a new user's path: pggo new, pggo test,
+// pggo install --destdir, pggo package (loaded on a second cluster) and
+// pggo run stopped with Ctrl-C in a terminal.
+func TestNewTestInstallPackageRun(t *testing.T) {
+	bin := pggoBinary(t)
+	work := t.TempDir()
+	os.Chmod(work, 0o755)
+	for d := filepath.Dir(work); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // the server (another OS user) reads the built files
+	}
+	run(t, work, bin, "new", "demo")
+	demo := filepath.Join(work, "demo")
+
+	t.Run("pggo test", func(t *testing.T) {
+		out := run(t, demo, bin, "test")
+		if !strings.Contains(out, "ok  \tdemo") {
+			t.Fatalf("pggo test output:\n%s", out)
+		}
+	})
+
+	t.Run("pggo install --destdir", func(t *testing.T) {
+		dest := filepath.Join(work, "dest")
+		run(t, demo, bin, "install", "--destdir", dest)
+		var got []string
+		filepath.Walk(dest, func(p string, info os.FileInfo, err error) error {
+			if err == nil && !info.IsDir() {
+				rel, _ := filepath.Rel(dest, p)
+				got = append(got, rel)
+			}
+			return nil
+		})
+		lib, _ := pgConfigValue("", "--pkglibdir")
+		want := []string{strings.TrimPrefix(lib, "/") + "/demo-go.so", strings.TrimPrefix(lib, "/") + "/demo.so"}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("installed %v, want %v", got, want)
+		}
+	})
+
+	t.Run("pggo package loads on a second cluster", func(t *testing.T) {
+		tarball := filepath.Join(work, "demo.tar.gz")
+		run(t, demo, bin, "package", "-o", tarball)
+		root := filepath.Join(work, "root")
+		os.MkdirAll(root, 0o755)
+		if out, err := exec.Command("tar", "-xzf", tarball, "-C", root).CombinedOutput(); err != nil {
+			t.Fatalf("tar: %v\n%s", err, out)
+		}
+		lib, _ := pgConfigValue("", "--pkglibdir")
+		c := pgtest.Start(t, pgtest.Options{Preload: []string{filepath.Join(root, lib, "demo.so")}})
+		c.WaitLog(t, regexp.MustCompile(`demo worker started`), 30*time.Second)
+		c.AssertNoCrashRecovery(t)
+	})
+
+	t.Run("pggo run, Ctrl-C", func(t *testing.T) {
+		if _, err := exec.LookPath("tmux"); err != nil {
+			t.Skip("tmux is not installed")
+		}
+		out := filepath.Join(work, "run.out")
+		session := "pggo-test-" + filepath.Base(work)
+		_, file, _, _ := runtime.Caller(0)
+		script := "cd " + demo + " && PGGO_SOURCE=" + filepath.Join(filepath.Dir(file), "..", "..") + " " + bin + " run > " + out + " 2>&1; echo EXIT=$? >> " + out + "; sleep 60"
+		if o, err := exec.Command("tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", script).CombinedOutput(); err != nil {
+			t.Fatalf("tmux: %v %s", err, o)
+		}
+		defer exec.Command("tmux", "kill-session", "-t", session).Run()
+		read := func() string { b, _ := os.ReadFile(out); return string(b) }
+		pgtest.Eventually(t, 60*time.Second, "the worker's log line in pggo run's output", func() (bool, error) {
+			return strings.Contains(read(), "demo worker started"), nil
+		})
+		pm := regexp.MustCompile(`postmaster pid (\d+)`).FindStringSubmatch(read())
+		if o, err := exec.Command("tmux", "send-keys", "-t", session, "C-c").CombinedOutput(); err != nil {
+			t.Fatalf("tmux send-keys: %v %s", err, o)
+		}
+		pgtest.Eventually(t, 30*time.Second, "pggo run to exit", func() (bool, error) {
+			return strings.Contains(read(), "EXIT="), nil
+		})
+		if !strings.Contains(read(), "EXIT=0") || !strings.Contains(read(), "cluster removed") {
+			t.Fatalf("pggo run did not stop cleanly:\n%s", read())
+		}
+		if pm != nil {
+			var pid int
+			for _, c := range pm[1] {
+				pid = pid*10 + int(c-'0')
+			}
+			if pgtest.ProcessAlive(pid) {
+				t.Fatalf("postmaster %d still alive after Ctrl-C", pid)
+			}
+		}
+	})
+}
