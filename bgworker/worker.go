@@ -197,6 +197,11 @@ func canConnect() error {
 // rolled back and the error (a panic as an error with its stack) is returned;
 // the worker can go on with its next transaction.
 func Transaction(fn func() error) (err error) {
+	// Without a database connection PostgreSQL has no transaction machinery
+	// set up in this process; refuse rather than let it crash.
+	if pg.Available() && !connected {
+		return errors.New("bgworker: Transaction needs a database connection: call ConnectWorkerToSPI first")
+	}
 	if err := pg.TxBegin(); err != nil {
 		return err
 	}

@@ -16,9 +16,17 @@ import (
 // path (integers, floats, bool, text, bytea, dates and timestamps) never
 // gets here.
 var (
-	typesMu  sync.Mutex // pgtype.Map memoizes plans: not safe for concurrent use
-	typesMap = pgtype.NewMap()
+	typesMu   sync.Mutex // pgtype.Map memoizes plans: not safe for concurrent use
+	typesOnce sync.Once
+	typesMapV *pgtype.Map
 )
+
+// typesMap is built on first use: it is large, and a worker that never
+// meets a long-tail type should not pay for it at start-up.
+func typesMap() *pgtype.Map {
+	typesOnce.Do(func() { typesMapV = pgtype.NewMap() })
+	return typesMapV
+}
 
 // longTail reports whether pgtype knows oid and it is not on the fast path.
 func longTail(oid uint32) bool {
@@ -31,7 +39,7 @@ func longTail(oid uint32) bool {
 	}
 	typesMu.Lock()
 	defer typesMu.Unlock()
-	_, ok := typesMap.TypeForOID(oid)
+	_, ok := typesMap().TypeForOID(oid)
 	return ok
 }
 
@@ -39,7 +47,7 @@ func longTail(oid uint32) bool {
 func scanLongTail(oid uint32, src []byte, dest any) error {
 	typesMu.Lock()
 	defer typesMu.Unlock()
-	return typesMap.Scan(oid, pgtype.TextFormatCode, src, dest)
+	return typesMap().Scan(oid, pgtype.TextFormatCode, src, dest)
 }
 
 // naturalLongTail decodes the text form of a value of type oid into the Go
@@ -47,11 +55,11 @@ func scanLongTail(oid uint32, src []byte, dest any) error {
 func naturalLongTail(oid uint32, src []byte) (any, error) {
 	typesMu.Lock()
 	defer typesMu.Unlock()
-	t, ok := typesMap.TypeForOID(oid)
+	t, ok := typesMap().TypeForOID(oid)
 	if !ok {
 		return string(src), nil
 	}
-	return t.Codec.DecodeValue(typesMap, oid, pgtype.TextFormatCode, src)
+	return t.Codec.DecodeValue(typesMap(), oid, pgtype.TextFormatCode, src)
 }
 
 // encodeLongTail encodes a Go value pgtype knows (e.g. []int64, [16]byte,
@@ -62,11 +70,11 @@ func encodeLongTail(v any) (oid uint32, text []byte, ok bool, err error) {
 	if d, isDur := v.(time.Duration); isDur {
 		v = pgtype.Interval{Microseconds: d.Microseconds(), Valid: true}
 	}
-	t, found := typesMap.TypeForValue(v)
+	t, found := typesMap().TypeForValue(v)
 	if !found {
 		return 0, nil, false, nil
 	}
-	buf, err := typesMap.Encode(t.OID, pgtype.TextFormatCode, v, nil)
+	buf, err := typesMap().Encode(t.OID, pgtype.TextFormatCode, v, nil)
 	if err != nil {
 		return 0, nil, true, err
 	}
