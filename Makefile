@@ -1,9 +1,14 @@
 # pggo: PostgreSQL background workers in Go.
-#   make demo   build examples/worker_spi, run it in a throwaway cluster, show it counting
-#   make test   vet, unit and integration tests against a real PostgreSQL 15
+#   make demo       build examples/worker_spi, run it in a throwaway cluster, show it counting
+#   make test       gofmt, vet, unit and integration tests against a real PostgreSQL 15
+#   make test-pg17  the same tests against PostgreSQL 17 (pggo init --pg 17 assembles it); also test-pg18
+#   make test-all   15, 17 and 18
+#   make bench      the benchmarks (BENCHMARKS.md)
 GO ?= go
+# Set to 1 to skip, not fail, a version that cannot be downloaded (CI uses it).
+ALLOW_MISSING_PG ?= 0
 
-.PHONY: setup demo test build vet
+.PHONY: setup demo test test-all build vet bench
 
 setup:
 	@bash scripts/setup.sh
@@ -20,3 +25,13 @@ vet: setup
 
 test: vet
 	$(GO) test -count=1 -timeout 15m ./...
+
+test-pg%: setup
+	@if $(GO) run ./cmd/pggo init --pg $* >/dev/null; then \
+		echo "== tests against PostgreSQL $*"; \
+		PGGO_PG_CONFIG=$$HOME/.pggo/pg$*/bin/pg_config $(GO) test -count=1 -timeout 15m ./...; \
+	elif [ "$(ALLOW_MISSING_PG)" = 1 ]; then \
+		echo "test-pg$*: PostgreSQL $* could not be assembled here (see above); skipped"; \
+	else exit 1; fi
+
+test-all: test test-pg17 test-pg18

@@ -39,12 +39,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pggo/pggo/internal/build"
 )
 
 // Options configures a cluster started by [Start] or [StartE].
 type Options struct {
 	// PGBin is the directory holding initdb, pg_ctl and postgres; ""
-	// means the one `pg_config --bindir` reports.
+	// means the one `$PGGO_PG_CONFIG --bindir` reports (pg_config on PATH
+	// when PGGO_PG_CONFIG is unset).
 	PGBin string
 	// Preload lists the libraries for shared_preload_libraries, normally
 	// absolute paths of .so files. Any character is allowed in a path.
@@ -635,10 +638,13 @@ func (r *runner) own(path string, mode os.FileMode) error {
 	return nil
 }
 
+// defaultBinDir asks the pg_config that pggo build uses by default, so the
+// server is the version the extension under test was built for.
 var defaultBinDir = sync.OnceValues(func() (string, error) {
-	out, err := exec.Command("pg_config", "--bindir").Output()
+	pgc := build.DefaultPGConfig()
+	out, err := exec.Command(pgc, "--bindir").Output()
 	if err != nil {
-		return "", fmt.Errorf("pgtest: Options.PGBin is empty and `pg_config --bindir` failed: %v", err)
+		return "", fmt.Errorf("pgtest: Options.PGBin is empty and `%s --bindir` failed: %v", pgc, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 })

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pggo/pggo/internal/build"
 )
 
 var ready = regexp.MustCompile(`database system is ready to accept connections`)
@@ -317,9 +319,10 @@ func TestEventually(t *testing.T) {
 // then the list's double quotes); a path with a comma, blanks and quotes
 // proves both.
 func TestPreloadQuoting(t *testing.T) {
-	pkglib, err := exec.Command("pg_config", "--pkglibdir").Output()
+	// The server's own pg_stat_statements: another version's is refused.
+	pkglib, err := exec.Command(build.DefaultPGConfig(), "--pkglibdir").Output()
 	if err != nil {
-		t.Skipf("pg_config --pkglibdir: %v", err)
+		t.Skipf("%s --pkglibdir: %v", build.DefaultPGConfig(), err)
 	}
 	src := filepath.Join(strings.TrimSpace(string(pkglib)), "pg_stat_statements.so")
 	lib, err := os.ReadFile(src)

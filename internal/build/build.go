@@ -39,7 +39,7 @@ type Options struct {
 	Dir      string    // the extension's main package ("" = current directory)
 	Out      string    // output directory ("" = DIR/build)
 	Name     string    // library name ("" = base name of DIR)
-	PGConfig string    // pg_config to ask for headers and flags ("" = pg_config on PATH)
+	PGConfig string    // pg_config to ask for headers and flags ("" = DefaultPGConfig())
 	Log      io.Writer // progress (nil = quiet)
 }
 
@@ -283,9 +283,16 @@ func buildGo(ctx context.Context, dir, out string) error {
 	return err
 }
 
+// DefaultPGConfig is the pg_config used when none is given:
+// $PGGO_PG_CONFIG (what `pggo init` prints, to build and test against
+// another PostgreSQL without passing it everywhere), else pg_config on PATH.
+func DefaultPGConfig() string {
+	return defaultString(os.Getenv("PGGO_PG_CONFIG"), "pg_config")
+}
+
 // PGConfig asks pg_config for one setting.
 func PGConfig(ctx context.Context, pgConfig, flag string) (string, error) {
-	pgConfig = defaultString(pgConfig, "pg_config")
+	pgConfig = defaultString(pgConfig, DefaultPGConfig())
 	out, err := exec.CommandContext(ctx, pgConfig, flag).Output()
 	if err != nil {
 		return "", fmt.Errorf("pggo build: %s %s: %v (are PostgreSQL's server headers installed? On Debian: postgresql-server-dev-15)", pgConfig, flag, err)

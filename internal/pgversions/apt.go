@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -234,6 +235,7 @@ func debArch() string {
 // headerInfo is what installHeaders unpacked.
 type headerInfo struct {
 	pkg, debVersion, serverDir string
+	versionNum                 int // PG_VERSION_NUM of the headers
 }
 
 // installHeaders puts the server headers of postgresql-server-dev-<major>
@@ -349,6 +351,7 @@ func aptOptions(dir string) []string {
 var (
 	pgMajorRE   = regexp.MustCompile(`(?m)^#define PG_MAJORVERSION_NUM (\d+)`)
 	pgVersionRE = regexp.MustCompile(`(?m)^#define PG_VERSION "([^"]*)"`)
+	pgNumRE     = regexp.MustCompile(`(?m)^#define PG_VERSION_NUM (\d+)`)
 )
 
 // unpackHeaders extracts deb (dpkg -x) and moves its server include
@@ -396,7 +399,11 @@ func (in *installer) unpackHeaders(ctx context.Context, deb, pkg string) (*heade
 		hv = string(m[1])
 	}
 	in.logf("server headers: PostgreSQL %s in %s", hv, dst)
-	return &headerInfo{pkg: pkg, debVersion: version, serverDir: dst}, nil
+	hi := &headerInfo{pkg: pkg, debVersion: version, serverDir: dst}
+	if m := pgNumRE.FindSubmatch(cfg); m != nil {
+		hi.versionNum, _ = strconv.Atoi(string(m[1]))
+	}
+	return hi, nil
 }
 
 // libcDecls are the functions whose HAVE_DECL_ macro in pg_config.h tells

@@ -13,6 +13,12 @@
 //     ships a pg_config describing that combination, so one is generated.
 //   - 16 is missing on purpose: no reachable source offers its headers.
 //
+// The two halves do not quite match, and cannot: the headers describe a
+// newer C library than bookworm's (pg_config.h is adjusted, see
+// libcDecls) and a newer minor release than the npm server (17.12 headers
+// for a 17.10 server), which matters only to inline functions of the
+// headers that call functions added in between; Install says so.
+//
 // An assembled version counts as installed only once it has been verified:
 // a module compiled with the generated pg_config is preloaded into a
 // freshly initdb'd server, which must start, load it and stop. Only then
@@ -294,6 +300,14 @@ func (in *installer) assemble(ctx context.Context) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sv := versionNum(srv.version); sv > 0 && hdr.versionNum > sv {
+		// Neither source offers the other's minor release. Minor releases
+		// keep the ABI, but an inline function of newer headers may call a
+		// function the older server lacks (17.12's heap_getattr calls
+		// heap_datum_check, absent from 17.10): loading such a module
+		// fails with "undefined symbol".
+		in.logf("note: the headers (%d) are newer than the server (%s); code using inline functions added since may not load", hdr.versionNum, srv.version)
+	}
 	l := &Layout{
 		Major:            in.major,
 		BinDir:           filepath.Join(in.root, "bin"),
@@ -408,4 +422,16 @@ func fileSize(path string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// versionNum turns a server version such as "17.10" into its
+// PG_VERSION_NUM (170010), or 0 for anything else (a beta, say).
+func versionNum(v string) int {
+	maj, minor, ok := strings.Cut(v, ".")
+	a, err1 := strconv.Atoi(maj)
+	b, err2 := strconv.Atoi(minor)
+	if !ok || err1 != nil || err2 != nil {
+		return 0
+	}
+	return a*10000 + b
 }

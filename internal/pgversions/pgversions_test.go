@@ -372,3 +372,11 @@ func TestFixLibcDecls(t *testing.T) {
 		t.Errorf("pg_config.h now:\n%s", b)
 	}
 }
+
+func TestVersionNum(t *testing.T) {
+	for in, want := range map[string]int{"17.10": 170010, "18.4": 180004, "19beta1": 0, "17": 0, "": 0} {
+		if got := versionNum(in); got != want {
+			t.Errorf("versionNum(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

@@ -299,11 +299,20 @@ read_helper(int fd, StringInfo buf, pid_t child)
 static int
 count_registered_workers(void)
 {
-	slist_iter	iter;
 	int			n = 0;
+
+	/* PostgreSQL 18 made BackgroundWorkerList doubly linked. */
+#if PG_VERSION_NUM >= 180000
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &BackgroundWorkerList)
+		n++;
+#else
+	slist_iter	iter;
 
 	slist_foreach(iter, &BackgroundWorkerList)
 		n++;
+#endif
 	return n;
 }
 
@@ -1262,7 +1271,13 @@ pack_result(StringInfo s, SPITupleTable *tt, uint64 nrows)
 		{
 			Oid			type = TupleDescAttr(desc, c)->atttypid;
 			bool		isnull;
-			Datum		d = heap_getattr(tup, c + 1, desc, &isnull);
+
+			/*
+			 * Not heap_getattr: it is inline, so it compiles to what the
+			 * headers' minor release does (17.12's calls heap_datum_check,
+			 * which a 17.10 server lacks); SPI_getbinval runs the server's.
+			 */
+			Datum		d = SPI_getbinval(tup, desc, c + 1, &isnull);
 
 			pack_datum(s, type, d, isnull, &out[c], &have_out[c]);
 		}
