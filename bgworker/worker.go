@@ -240,6 +240,11 @@ func Go(fn func()) {
 	}()
 }
 
+// Wake sets the worker's latch, so that its WaitLatch returns. Unlike the
+// rest of this package it is safe from any goroutine: a goroutine started
+// with Go hands a result over a channel, then calls Wake.
+func Wake() { pg.SetMyLatch() }
+
 // ReportActivity shows what the worker does in pg_stat_activity: state
 // "active" with query as its query text, or "idle" when query is "".
 func ReportActivity(query string) error {
