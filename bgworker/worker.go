@@ -221,7 +221,13 @@ func Transaction(fn func() error) (err error) {
 		pg.TxRollback()
 		return fnErr
 	}
-	return pg.TxCommit()
+	if err := pg.TxCommit(); err != nil {
+		// A refused commit (a savepoint left open) must not leave the
+		// transaction open for the next Transaction.
+		pg.TxRollback()
+		return err
+	}
+	return nil
 }
 
 // Go runs fn in a new goroutine. If fn panics, the panic is recovered and the

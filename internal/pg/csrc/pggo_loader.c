@@ -60,6 +60,7 @@
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -913,7 +914,9 @@ api_tx_commit(pggo_error *err)
 static void
 op_rollback(void *p)
 {
-	AbortCurrentTransaction();
+	/* Also ends savepoints Go left open (AbortCurrentTransaction would stop
+	 * at the innermost one). */
+	AbortOutOfAnyTransaction();
 }
 
 static int
@@ -1026,6 +1029,28 @@ decode_params(const char *p, size_t len, int n)
 	return wp;
 }
 
+/* A value's text through the type's input function (e.g. numeric). */
+static Datum
+text_to_type(char *text, Oid type)
+{
+	Oid			typinput,
+				typioparam;
+
+	getTypeInputInfo(type, &typinput, &typioparam);
+	return OidInputFunctionCall(typinput, text, typioparam, -1);
+}
+
+/* PostgreSQL's text for an integer-kind wire value. */
+static char *
+int_as_text(WireParam *w)
+{
+	if (w->oid == BOOLOID)
+		return pstrdup(w->i ? "true" : "false");
+	if (w->oid == TIMESTAMPTZOID)
+		return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(w->i)));
+	return psprintf("%lld", (long long) w->i);
+}
+
 /* Turn one Go value into a Datum of the type the parser settled on. */
 static Datum
 param_datum(WireParam *w, Oid type, int index)
@@ -1033,37 +1058,45 @@ param_datum(WireParam *w, Oid type, int index)
 	switch (w->kind)
 	{
 		case WIRE_INT64:
-			switch (type)
+			/* The fast path, when the Go value's kind fits the type. */
+			if (w->oid == INT8OID || w->oid == INT4OID || w->oid == INT2OID)
 			{
-				case INT8OID:
-					return Int64GetDatum(w->i);
-				case INT4OID:
-					if (w->i < PG_INT32_MIN || w->i > PG_INT32_MAX)
-						ereport(ERROR,
-								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-								 errmsg("pggo: value %lld is out of range for type integer", (long long) w->i)));
-					return Int32GetDatum((int32) w->i);
-				case INT2OID:
-					if (w->i < PG_INT16_MIN || w->i > PG_INT16_MAX)
-						ereport(ERROR,
-								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-								 errmsg("pggo: value %lld is out of range for type smallint", (long long) w->i)));
-					return Int16GetDatum((int16) w->i);
-				case BOOLOID:
-					return BoolGetDatum(w->i != 0);
-				case TIMESTAMPTZOID:
-				case TIMESTAMPOID:
-					return TimestampTzGetDatum(w->i);
-				case DATEOID:
-					return DateADTGetDatum((DateADT) w->i);
+				switch (type)
+				{
+					case INT8OID:
+						return Int64GetDatum(w->i);
+					case INT4OID:
+						if (w->i < PG_INT32_MIN || w->i > PG_INT32_MAX)
+							ereport(ERROR,
+									(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+									 errmsg("pggo: value %lld is out of range for type integer", (long long) w->i)));
+						return Int32GetDatum((int32) w->i);
+					case INT2OID:
+						if (w->i < PG_INT16_MIN || w->i > PG_INT16_MAX)
+							ereport(ERROR,
+									(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+									 errmsg("pggo: value %lld is out of range for type smallint", (long long) w->i)));
+						return Int16GetDatum((int16) w->i);
+				}
 			}
-			break;
+			else if (w->oid == BOOLOID && type == BOOLOID)
+				return BoolGetDatum(w->i != 0);
+			else if (w->oid == TIMESTAMPTZOID)
+			{
+				/* Go's time.Time: microseconds since 2000-01-01 UTC. */
+				if (type == TIMESTAMPTZOID || type == TIMESTAMPOID)
+					return TimestampTzGetDatum(w->i);
+				if (type == DATEOID)
+					return DirectFunctionCall1(timestamptz_date, TimestampTzGetDatum(w->i));
+			}
+			return text_to_type(int_as_text(w), type);
 		case WIRE_FLOAT64:
 			if (type == FLOAT8OID)
 				return Float8GetDatum(w->f);
 			if (type == FLOAT4OID)
 				return Float4GetDatum((float4) w->f);
-			break;
+			/* numeric and the like: through the type's input function. */
+			return text_to_type(float8out_internal(w->f), type);
 		case WIRE_BINARY:
 			if (type == BYTEAOID)
 			{
