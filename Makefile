@@ -35,3 +35,7 @@ test-pg%: setup
 	else exit 1; fi
 
 test-all: test test-pg17 test-pg18
+
+# All contenders alternating on one cluster; rewrites BENCHMARKS.md and bench/results.json.
+bench: setup
+	$(GO) test -count=1 -timeout 20m -run '^TestBench$$' -v ./bench -args -full

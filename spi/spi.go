@@ -46,7 +46,7 @@ func Exec(sql string, args ...any) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, n, err := pg.Exec(sql, params, len(args), 0)
+	_, n, err := pg.Exec(sql, params, len(args), -1) // no rows wanted: none packed
 	return int64(n), err
 }
 

@@ -44,7 +44,7 @@ func (s *Stmt) exec(args []any) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	_, n, err := pg.ExecPlan(s.plan, params, len(args), 0)
+	_, n, err := pg.ExecPlan(s.plan, params, len(args), -1)
 	return int64(n), err
 }
 

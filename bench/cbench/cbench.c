@@ -13,17 +13,21 @@
  * latch. The harness inserts a row into bench_jobs (contender 'c') and sets
  * the worker's latch; the worker takes the oldest pending job, runs it,
  * timing it with CLOCK_MONOTONIC inside the process, and writes the elapsed
- * time, the rows it handled, a checksum and its memory (VmRSS and VmHWM
- * from /proc/self/status) back into the job's row.
+ * time, the process's CPU time (getrusage), the rows it handled, a checksum
+ * and its memory (VmRSS, RssAnon, and VmHWM reset at the job's start, from
+ * /proc/self/status) back into the job's row.
  *
  * Workloads (job.workload, job.n):
  *	select1				n x SPI_execute("SELECT 1"), planned each time, one transaction
  *	select1_prepared	SPI_prepare once, n x SPI_execute_plan, one transaction
  *	insert				n x SPI_execute_with_args(INSERT ... ($1, $2)), one transaction
+ *	insert_prepared		SPI_prepare the INSERT once, n x SPI_execute_plan, one transaction
  *	insert_tx			n x { begin; the same INSERT; commit }
- *	read				SELECT id, t, ts, n FROM bench_read_<n>, every value copied
- *						out: int8 and timestamptz by SPI_getbinval, text copied
- *						with text_to_cstring, numeric through its output function
+ *	read				SELECT id, t, ts, n FROM bench_read_<n> through a cursor,
+ *						2000 rows per fetch as pggo's spi.Query does, every value
+ *						copied out: int8 and timestamptz by SPI_getbinval, text
+ *						copied with text_to_cstring, numeric through its output
+ *						function
  *	launch				n dynamic workers started one after the other; each
  *						records when its first line runs (table bench_launch)
  *
@@ -39,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "access/xact.h"
@@ -67,7 +72,7 @@ PG_MODULE_MAGIC;
 #define CBENCH_EXPORT __attribute__((visibility("default")))
 
 void		_PG_init(void);
-CBENCH_EXPORT void cbench_main(Datum arg) pg_attribute_noreturn();
+CBENCH_EXPORT void cbench_main(Datum arg);
 CBENCH_EXPORT void cbench_launched_main(Datum arg);
 
 static char *cbench_database = NULL;
@@ -95,6 +100,17 @@ monotonic_ns(void)
 	return (int64) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* CPU time of the whole process (all threads), user + system. */
+static int64
+process_cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((int64) ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+		((int64) ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
 static int64
 realtime_ns(void)
 {
@@ -104,15 +120,29 @@ realtime_ns(void)
 	return (int64) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* VmRSS and VmHWM of this process in kB, -1 if unknown. */
+/* Restart VmHWM from the current VmRSS, so that it is the peak of one job. */
 static void
-read_memory(int64 *rss_kb, int64 *hwm_kb)
+reset_peak(void)
+{
+	FILE	   *f = fopen("/proc/self/clear_refs", "w");
+
+	if (f != NULL)
+	{
+		fputs("5", f);
+		fclose(f);
+	}
+}
+
+/* VmRSS, VmHWM and RssAnon (private memory) of this process in kB, -1 if unknown. */
+static void
+read_memory(int64 *rss_kb, int64 *hwm_kb, int64 *anon_kb)
 {
 	FILE	   *f = fopen("/proc/self/status", "r");
 	char		line[256];
 
 	*rss_kb = -1;
 	*hwm_kb = -1;
+	*anon_kb = -1;
 	if (f == NULL)
 		return;
 	while (fgets(line, sizeof(line), f) != NULL)
@@ -123,6 +153,8 @@ read_memory(int64 *rss_kb, int64 *hwm_kb)
 			*rss_kb = v;
 		else if (sscanf(line, "VmHWM: %lld kB", &v) == 1)
 			*hwm_kb = v;
+		else if (sscanf(line, "RssAnon: %lld kB", &v) == 1)
+			*anon_kb = v;
 	}
 	fclose(f);
 }
@@ -224,6 +256,29 @@ w_insert(int64 n, Outcome *o)
 }
 
 static void
+w_insert_prepared(int64 n, Outcome *o)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	SPIPlanPtr	plan;
+
+	begin_tx();
+	plan = SPI_prepare(insert_sql, 2, types);
+	if (plan == NULL)
+		elog(ERROR, "cbench: SPI_prepare: %s", SPI_result_code_string(SPI_result));
+	values[1] = PointerGetDatum(cstring_to_text("x"));
+	for (int64 i = 1; i <= n; i++)
+	{
+		values[0] = Int64GetDatum(i);
+		check_rc(SPI_execute_plan(plan, values, NULL, false, 0), SPI_OK_INSERT, "INSERT (prepared)");
+		o->checksum += (int64) SPI_processed;
+	}
+	SPI_freeplan(plan);
+	commit_tx();
+	o->rows = n;
+}
+
+static void
 w_insert_tx(int64 n, Outcome *o)
 {
 	for (int64 i = 1; i <= n; i++)
@@ -247,12 +302,15 @@ get_col(HeapTuple tup, TupleDesc desc, int col)
 	return d;
 }
 
+/* Rows per cursor fetch: the same batch as pggo's spi.Query (batchRows). */
+#define READ_BATCH 2000
+
 static void
 w_read(int64 n, Outcome *o)
 {
 	char		sql[128];
-	SPITupleTable *tt;
-	TupleDesc	desc;
+	SPIPlanPtr	plan;
+	Portal		portal;
 	Oid			outfn;
 	bool		varlena;
 	FmgrInfo	numeric_out;
@@ -261,37 +319,51 @@ w_read(int64 n, Outcome *o)
 
 	begin_tx();
 	snprintf(sql, sizeof(sql), "SELECT id, t, ts, n FROM bench_read_%lld", (long long) n);
-	check_rc(SPI_execute(sql, false, 0), SPI_OK_SELECT, sql);
-	tt = SPI_tuptable;
-	desc = tt->tupdesc;
+	plan = SPI_prepare(sql, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "cbench: SPI_prepare: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
 	getTypeOutputInfo(NUMERICOID, &outfn, &varlena);
 	fmgr_info(outfn, &numeric_out);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "cbench row", ALLOCSET_SMALL_SIZES);
-	for (uint64 r = 0; r < SPI_processed; r++)
+	for (;;)
 	{
-		HeapTuple	tup = tt->vals[r];
-		int64		id;
-		char	   *t;
-		TimestampTz ts;
-		char	   *num;
-		int64		unix_s;
+		SPITupleTable *tt;
+		TupleDesc	desc;
 
-		old = MemoryContextSwitchTo(rowcxt);
-		id = DatumGetInt64(get_col(tup, desc, 1));
-		t = TextDatumGetCString(get_col(tup, desc, 2));
-		ts = DatumGetTimestampTz(get_col(tup, desc, 3));
-		num = OutputFunctionCall(&numeric_out, get_col(tup, desc, 4));
+		SPI_cursor_fetch(portal, true, READ_BATCH);
+		if (SPI_processed == 0)
+			break;
+		tt = SPI_tuptable;
+		desc = tt->tupdesc;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = tt->vals[r];
+			int64		id;
+			char	   *t;
+			TimestampTz ts;
+			char	   *num;
+			int64		unix_s;
 
-		/* Seconds since 1970, floored, as Go's time.Time.Unix() gives them. */
-		unix_s = ts / USECS_PER_SEC - (ts % USECS_PER_SEC < 0 ? 1 : 0) +
-			(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-		o->checksum += id + (int64) strlen(t) + (int64) strlen(num) + unix_s % 1000;
-		o->rows++;
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(rowcxt);
+			old = MemoryContextSwitchTo(rowcxt);
+			id = DatumGetInt64(get_col(tup, desc, 1));
+			t = TextDatumGetCString(get_col(tup, desc, 2));
+			ts = DatumGetTimestampTz(get_col(tup, desc, 3));
+			num = OutputFunctionCall(&numeric_out, get_col(tup, desc, 4));
+
+			/* Seconds since 1970, floored, as Go's time.Time.Unix() gives them. */
+			unix_s = ts / USECS_PER_SEC - (ts % USECS_PER_SEC < 0 ? 1 : 0) +
+				(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+			o->checksum += id + (int64) strlen(t) + (int64) strlen(num) + unix_s % 1000;
+			o->rows++;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		SPI_freetuptable(tt);
 	}
 	MemoryContextDelete(rowcxt);
-	SPI_freetuptable(tt);
+	SPI_cursor_close(portal);
+	SPI_freeplan(plan);
 	commit_tx();
 }
 
@@ -402,12 +474,12 @@ fetch_job(Job *job)
 }
 
 static void
-finish_job(const Job *job, int64 elapsed_ns, const Outcome *o, int64 rss_before,
-		   int64 rss_after, int64 hwm, const char *error)
+finish_job(const Job *job, int64 elapsed_ns, int64 cpu_ns, const Outcome *o, int64 rss_before,
+		   int64 rss_after, int64 hwm, int64 anon_after, const char *error)
 {
-	Oid			types[8] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID};
-	Datum		values[8];
-	char		nulls[9] = "        ";
+	Oid			types[10] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID};
+	Datum		values[10];
+	char		nulls[11] = "          ";
 
 	begin_tx();
 	values[0] = Int64GetDatum(elapsed_ns);
@@ -421,12 +493,14 @@ finish_job(const Job *job, int64 elapsed_ns, const Outcome *o, int64 rss_before,
 	else
 		nulls[6] = 'n';
 	values[7] = Int64GetDatum(job->id);
+	values[8] = Int64GetDatum(anon_after);
+	values[9] = Int64GetDatum(cpu_ns);
 	check_rc(SPI_execute_with_args("UPDATE bench_jobs SET"
 								   " status = CASE WHEN $7 IS NULL THEN 'done' ELSE 'failed' END,"
 								   " elapsed_ns = $1, rows = $2, checksum = $3,"
-								   " rss_before_kb = $4, rss_after_kb = $5, hwm_kb = $6,"
-								   " error = $7, finished = clock_timestamp() WHERE id = $8",
-								   8, types, values, nulls, false, 0),
+								   " rss_before_kb = $4, rss_after_kb = $5, hwm_kb = $6, anon_after_kb = $9,"
+								   " cpu_ns = $10, error = $7, finished = clock_timestamp() WHERE id = $8",
+								   10, types, values, nulls, false, 0),
 			 SPI_OK_UPDATE, "recording the job");
 	commit_tx();
 }
@@ -438,16 +512,20 @@ run_job(const Job *job)
 	Outcome		o = {0, 0};
 	int64		rss_before,
 				rss_after,
-				hwm;
+				hwm,
+				anon;
 	volatile int64 elapsed = 0;
+	volatile int64 cpu = 0;
 	static char error[1024];
 	bool		failed = false;
 
-	read_memory(&rss_before, &hwm);
+	reset_peak();
+	read_memory(&rss_before, &hwm, &anon);
 	pgstat_report_activity(STATE_RUNNING, job->workload);
 	PG_TRY();
 	{
 		int64		t0 = monotonic_ns();
+		int64		c0 = process_cpu_ns();
 
 		if (strcmp(job->workload, "select1") == 0)
 			w_select1(job->n, &o);
@@ -455,6 +533,8 @@ run_job(const Job *job)
 			w_select1_prepared(job->n, &o);
 		else if (strcmp(job->workload, "insert") == 0)
 			w_insert(job->n, &o);
+		else if (strcmp(job->workload, "insert_prepared") == 0)
+			w_insert_prepared(job->n, &o);
 		else if (strcmp(job->workload, "insert_tx") == 0)
 			w_insert_tx(job->n, &o);
 		else if (strcmp(job->workload, "read") == 0)
@@ -464,6 +544,7 @@ run_job(const Job *job)
 		else
 			elog(ERROR, "cbench: unknown workload \"%s\"", job->workload);
 		elapsed = monotonic_ns() - t0;
+		cpu = process_cpu_ns() - c0;
 	}
 	PG_CATCH();
 	{
@@ -478,9 +559,9 @@ run_job(const Job *job)
 		failed = true;
 	}
 	PG_END_TRY();
-	read_memory(&rss_after, &hwm);
+	read_memory(&rss_after, &hwm, &anon);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	finish_job(job, elapsed, &o, rss_before, rss_after, hwm, failed ? error : NULL);
+	finish_job(job, elapsed, cpu, &o, rss_before, rss_after, hwm, anon, failed ? error : NULL);
 }
 
 void
@@ -515,6 +596,7 @@ _PG_init(void)
 {
 	BackgroundWorker w;
 	Dl_info		info;
+	char	   *path;
 
 	DefineCustomStringVariable("cbench.database",
 							   "Database the cbench worker connects to.",
@@ -523,8 +605,10 @@ _PG_init(void)
 	MarkGUCPrefixReserved("cbench");
 
 	if (dladdr((void *) &cbench_main, &info) == 0 || info.dli_fname == NULL ||
-		realpath(info.dli_fname, library_path) == NULL)
+		(path = realpath(info.dli_fname, NULL)) == NULL)
 		elog(ERROR, "cbench: cannot find the path of this library");
+	strlcpy(library_path, path, sizeof(library_path));
+	free(path);
 	if (strlen(library_path) >= sizeof(w.bgw_library_name))
 		elog(ERROR, "cbench: the library path \"%s\" is longer than bgw_library_name allows", library_path);
 

@@ -277,7 +277,9 @@ func buildGo(ctx context.Context, dir, out string) error {
 	err := run(ctx, dir, []string{"CGO_ENABLED=1"}, "go", "build", "-buildmode=c-shared",
 		// Async preemption signals are SIGURG; with it on, Go's threads take
 		// the SIGURG that PostgreSQL's SetLatch sends and wake-ups are lost.
-		"-ldflags=-X=runtime.godebugDefault=asyncpreemptoff=1",
+		// cgocheck=0: pggo passes only pointer-free Go memory to C, and the
+		// check costs ~0.14 µs on every statement.
+		"-ldflags=-X=runtime.godebugDefault=asyncpreemptoff=1,cgocheck=0",
 		"-o", out, ".")
 	os.Remove(strings.TrimSuffix(out, ".so") + ".h")
 	return err

@@ -353,7 +353,8 @@ func TxRollback() error {
 }
 
 // Exec runs one SQL string with parameters encoded by internal/wire and
-// returns the result in wire format (copied into Go memory).
+// returns the result in wire format (copied into Go memory); maxrows < 0
+// returns only the count of processed rows.
 func Exec(sql string, params []byte, nparams int, maxrows int64) ([]byte, uint64, error) {
 	if err := needAPI(); err != nil {
 		return nil, 0, err
@@ -375,9 +376,7 @@ func Exec(sql string, params []byte, nparams int, maxrows int64) ([]byte, uint64
 		C.int64_t(maxrows), &out, &e) != 0 {
 		return nil, 0, convError(&e)
 	}
-	buf := C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
-	C.call_free(unsafe.Pointer(out.data))
-	return buf, uint64(out.processed), nil
+	return takeBuf(&out), uint64(out.processed), nil
 }
 
 // Plan is a prepared statement kept by the loader across transactions.
@@ -398,10 +397,12 @@ func paramPtr(params []byte) (*C.char, C.size_t) {
 	return (*C.char)(unsafe.Pointer(&params[0])), C.size_t(len(params))
 }
 
+// takeBuf copies a result the loader owns (valid until its next call).
 func takeBuf(out *C.pggo_buf) []byte {
-	buf := C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
-	C.call_free(unsafe.Pointer(out.data))
-	return buf
+	if out.data == nil || out.len == 0 {
+		return nil
+	}
+	return C.GoBytes(unsafe.Pointer(out.data), C.int(out.len))
 }
 
 // Prepare parses and plans sql once; types fix parameter types (0 = infer).

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGGO_ABI_VERSION 3
+#define PGGO_ABI_VERSION 4
 
 /* Result codes of every pggo_api call that can fail. */
 enum
@@ -69,7 +69,9 @@ typedef struct pggo_error
 	int			cursorpos;
 } pggo_error;
 
-/* A malloc'd byte buffer handed to Go (see package internal/wire). */
+/* A byte buffer handed to Go (see package internal/wire). Results of the
+ * spi_* calls stay owned by the loader and are valid until the next call:
+ * Go copies them at once. */
 typedef struct pggo_buf
 {
 	char	   *data;
@@ -120,6 +122,7 @@ typedef struct pggo_api
 	int			(*tx_begin) (pggo_error *err);
 	int			(*tx_commit) (pggo_error *err);
 	int			(*tx_rollback) (pggo_error *err);
+	/* maxrows < 0: run to completion, return only the count, no rows. */
 	int			(*spi_exec) (const char *sql, size_t sqllen,
 							 const char *params, size_t paramslen, int nparams,
 							 int64_t maxrows, pggo_buf *out, pggo_error *err);

@@ -938,17 +938,6 @@ api_tx_rollback(pggo_error *err)
  * SPI: one call runs one statement and copies its rows out (internal/wire).
  * ---------------------------------------------------------------------
  */
-typedef struct ExecArgs
-{
-	const char *sql;
-	size_t		sqllen;
-	const char *params;
-	size_t		paramslen;
-	int			nparams;
-	int64		maxrows;
-	pggo_buf   *out;
-} ExecArgs;
-
 /* Parameter types, filled in by the parser (variable parameters). */
 typedef struct VarParams
 {
@@ -1317,88 +1306,6 @@ pack_result(StringInfo s, SPITupleTable *tt, uint64 nrows)
 	}
 }
 
-static void
-op_exec(void *p)
-{
-	ExecArgs   *a = p;
-	MemoryContext callcxt = AllocSetContextCreate(CurrentMemoryContext, "pggo SPI call",
-												  ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(callcxt);
-	char	   *sql = pnstrdup(a->sql, a->sqllen);
-	SPIPlanPtr	plan = NULL;
-	StringInfoData s;
-	int			rc;
-
-	if (a->nparams == 0)
-		rc = SPI_execute(sql, false, a->maxrows);
-	else
-	{
-		WireParam  *wp = decode_params(a->params, a->paramslen, a->nparams);
-		VarParams	vp;
-		SPIPrepareOptions popts;
-		SPIExecuteOptions eopts;
-		ParamListInfo pli;
-
-		vp.ntypes = a->nparams;
-		vp.types = palloc0(sizeof(Oid) * a->nparams);
-		for (int i = 0; i < a->nparams; i++)
-			vp.types[i] = wp[i].oid;
-
-		memset(&popts, 0, sizeof(popts));
-		popts.parserSetup = varparams_setup;
-		popts.parserSetupArg = &vp;
-		popts.parseMode = RAW_PARSE_DEFAULT;
-		plan = SPI_prepare_extended(sql, &popts);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (vp.ntypes > a->nparams)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_PARAMETER),
-					 errmsg("the statement uses $%d but only %d argument%s given",
-							vp.ntypes, a->nparams, a->nparams == 1 ? " was" : "s were")));
-
-		pli = makeParamList(a->nparams);
-		for (int i = 0; i < a->nparams; i++)
-		{
-			Oid			type = vp.types[i];
-			ParamExternData *prm = &pli->params[i];
-
-			/* A parameter the statement never uses keeps no type: call it text. */
-			if (type == InvalidOid)
-				type = wp[i].oid != InvalidOid ? wp[i].oid : TEXTOID;
-			prm->ptype = type;
-			prm->pflags = PARAM_FLAG_CONST;
-			prm->isnull = wp[i].kind == WIRE_NULL;
-			prm->value = prm->isnull ? (Datum) 0 : param_datum(&wp[i], type, i);
-		}
-		memset(&eopts, 0, sizeof(eopts));
-		eopts.params = pli;
-		eopts.read_only = false;
-		eopts.tcount = a->maxrows;
-		rc = SPI_execute_plan_extended(plan, &eopts);
-	}
-	if (rc < 0)
-		elog(ERROR, "SPI failed: %s", SPI_result_code_string(rc));
-
-	initStringInfo(&s);
-	pack_result(&s, SPI_tuptable, SPI_tuptable ? SPI_processed : 0);
-	a->out->processed = SPI_processed;
-	if (SPI_tuptable)
-		SPI_freetuptable(SPI_tuptable);
-	if (plan)
-		SPI_freeplan(plan);
-
-	/* Hand Go a malloc'd copy: nothing Go holds points into a memory context. */
-	a->out->data = malloc(s.len > 0 ? s.len : 1);
-	if (a->out->data == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	memcpy(a->out->data, s.data, s.len);
-	a->out->len = s.len;
-
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(callcxt);
-}
-
 /* Can Go run SQL now? Sets err if not. */
 static bool
 spi_usable(pggo_error *err)
@@ -1424,23 +1331,6 @@ spi_usable(pggo_error *err)
 	return true;
 }
 
-static int
-api_spi_exec(const char *sql, size_t sqllen, const char *params, size_t paramslen,
-			 int nparams, int64_t maxrows, pggo_buf *out, pggo_error *err)
-{
-	ExecArgs	a = {sql, sqllen, params, paramslen, nparams, maxrows, out};
-
-	memset(out, 0, sizeof(*out));
-	if (!spi_usable(err))
-		return -1;
-	if (guard(op_exec, &a, err) != 0)
-	{
-		free(out->data);
-		memset(out, 0, sizeof(*out));
-		return -1;
-	}
-	return 0;
-}
 
 
 
@@ -1455,14 +1345,30 @@ typedef struct PggoPlan
 	Oid			types[FLEXIBLE_ARRAY_MEMBER];
 } PggoPlan;
 
-/* Hand a packed result to Go as malloc'd memory. */
+/*
+ * Memory for one SPI call: parameters, the packed result. One context for
+ * the worker's life, reset at each call, so a long transaction does not
+ * pile up per-statement memory (SPI's procedure context lives until commit)
+ * and no context is created per statement.
+ */
+static MemoryContext call_cxt_mem;
+
+static MemoryContext
+call_cxt(void)
+{
+	if (call_cxt_mem == NULL)
+		call_cxt_mem = AllocSetContextCreate(TopMemoryContext, "pggo SPI call",
+											 ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(call_cxt_mem);
+	return call_cxt_mem;
+}
+
+/* The packed result, in call_cxt: Go copies it before its next call. */
 static void
 hand_over(StringInfo s, pggo_buf *out)
 {
-	out->data = malloc(s->len > 0 ? s->len : 1);
-	if (out->data == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	memcpy(out->data, s->data, s->len);
+	out->data = s->data;
 	out->len = s->len;
 }
 
@@ -1598,25 +1504,48 @@ typedef struct QueryArgs
 	const char *params;
 	size_t		paramslen;
 	int			nparams;
-	int64		maxrows;
+	int64		maxrows;		/* < 0: only the count, no rows (Exec) */
 	long		batch;			/* 0: run to completion, no cursor */
 	pggo_buf   *out;
 	char	   *portal;
 } QueryArgs;
 
+static QueryArgs query_args_mem;
+
+static QueryArgs *
+new_query_args(PggoPlan *plan, const char *sql, size_t sqllen, const char *params,
+			   size_t paramslen, int nparams, int64 maxrows, long batch, pggo_buf *out)
+{
+	QueryArgs  *a = &query_args_mem;	/* one statement at a time, main thread only */
+
+	a->plan = plan;
+	a->sql = sql;
+	a->sqllen = sqllen;
+	a->params = params;
+	a->paramslen = paramslen;
+	a->nparams = nparams;
+	a->maxrows = maxrows;
+	a->batch = batch;
+	a->out = out;
+	a->portal = NULL;
+	return a;
+}
+
 static void
 op_query(void *p)
 {
 	QueryArgs  *a = p;
-	MemoryContext callcxt = AllocSetContextCreate(CurrentMemoryContext, "pggo SPI call",
-												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext callcxt = call_cxt();
 	MemoryContext old = MemoryContextSwitchTo(callcxt);
 	WireParam  *wp = decode_params(a->params, a->paramslen, a->nparams);
-	SPIPlanPtr	plan;
-	const Oid  *types;
-	int			ntypes;
-	ParamListInfo pli;
+	SPIPlanPtr	plan = NULL;
+	const Oid  *types = NULL;
+	int			ntypes = 0;
+	ParamListInfo pli = NULL;
 	StringInfoData s;
+	bool		want_rows = a->maxrows >= 0;
+	long		tcount = a->maxrows > 0 ? a->maxrows : 0;
+	int			rc;
 
 	if (a->plan)
 	{
@@ -1624,7 +1553,7 @@ op_query(void *p)
 		types = a->plan->types;
 		ntypes = a->plan->ntypes;
 	}
-	else
+	else if (a->nparams > 0 || a->batch > 0)
 	{
 		/* A one-shot plan: the parser hook's arg (vp) outlives its use. */
 		char	   *sql = pnstrdup(a->sql, a->sqllen);
@@ -1640,6 +1569,7 @@ op_query(void *p)
 		popts.parserSetupArg = vp;
 		popts.parseMode = RAW_PARSE_DEFAULT;
 		plan = SPI_prepare_extended(sql, &popts);
+		MemoryContextSwitchTo(callcxt);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		for (int i = 0; i < vp->ntypes; i++)
@@ -1648,83 +1578,98 @@ op_query(void *p)
 		types = vp->types;
 		ntypes = vp->ntypes;
 	}
-	if (ntypes != a->nparams)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_PARAMETER),
-				 errmsg("the statement takes %d parameter%s but %d argument%s given",
-						ntypes, ntypes == 1 ? "" : "s", a->nparams, a->nparams == 1 ? " was" : "s were")));
-	pli = make_params(wp, a->nparams, types);
+	if (plan != NULL)
+	{
+		if (ntypes != a->nparams)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_PARAMETER),
+					 errmsg("the statement takes %d parameter%s but %d argument%s given",
+							ntypes, ntypes == 1 ? "" : "s", a->nparams, a->nparams == 1 ? " was" : "s were")));
+		pli = make_params(wp, a->nparams, types);
+	}
 
-	initStringInfo(&s);
 	if (a->batch > 0 && SPI_is_cursor_plan(plan))
 	{
 		Portal		portal = SPI_cursor_open_with_paramlist(NULL, plan, pli, false);
 
-		SPI_cursor_fetch(portal, true, a->batch);
-		pack_result(&s, SPI_tuptable, SPI_processed);
-		a->out->processed = SPI_processed;
-		SPI_freetuptable(SPI_tuptable);
 		a->portal = strdup(portal->name);
+		SPI_cursor_fetch(portal, true, a->batch);
 	}
-	else
+	else if (plan != NULL)
 	{
 		SPIExecuteOptions eopts;
-		int			rc;
 
 		memset(&eopts, 0, sizeof(eopts));
 		eopts.params = pli;
-		eopts.tcount = a->maxrows;
+		eopts.tcount = tcount;
 		rc = SPI_execute_plan_extended(plan, &eopts);
 		if (rc < 0)
 			elog(ERROR, "SPI failed: %s", SPI_result_code_string(rc));
-		pack_result(&s, SPI_tuptable, SPI_tuptable ? SPI_processed : 0);
-		a->out->processed = SPI_processed;
-		if (SPI_tuptable)
-			SPI_freetuptable(SPI_tuptable);
 	}
-	if (!a->plan)
+	else
+	{
+		/* No parameters, no cursor: SPI's one-shot plan, nothing kept. */
+		rc = SPI_execute(pnstrdup(a->sql, a->sqllen), false, tcount);
+		if (rc < 0)
+			elog(ERROR, "SPI failed: %s", SPI_result_code_string(rc));
+	}
+	/* SPI leaves its procedure context current: allocate in ours again. */
+	MemoryContextSwitchTo(callcxt);
+	a->out->processed = SPI_processed;
+	if (want_rows)
+	{
+		initStringInfo(&s);
+		pack_result(&s, SPI_tuptable, SPI_tuptable ? SPI_processed : 0);
+		hand_over(&s, a->out);
+	}
+	if (SPI_tuptable)
+		SPI_freetuptable(SPI_tuptable);
+	if (plan != NULL && !a->plan)
 		SPI_freeplan(plan);		/* a cursor keeps its own copy */
-	hand_over(&s, a->out);
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(callcxt);
+}
+
+static int
+api_spi_exec(const char *sql, size_t sqllen, const char *params, size_t paramslen,
+			 int nparams, int64_t maxrows, pggo_buf *out, pggo_error *err)
+{
+	QueryArgs  *a;
+
+	memset(out, 0, sizeof(*out));
+	if (!spi_usable(err))
+		return -1;
+	a = new_query_args(NULL, sql, sqllen, params, paramslen, nparams, maxrows, 0, out);
+	return guard(op_query, a, err);
 }
 
 static int
 api_spi_exec_plan(void *plan, const char *params, size_t paramslen, int nparams,
 				  int64_t maxrows, pggo_buf *out, pggo_error *err)
 {
-	QueryArgs	a = {plan, NULL, 0, params, paramslen, nparams, maxrows, 0, out, NULL};
-
 	memset(out, 0, sizeof(*out));
 	if (!spi_usable(err))
 		return -1;
-	if (guard(op_query, &a, err) != 0)
-	{
-		free(out->data);
-		memset(out, 0, sizeof(*out));
-		return -1;
-	}
-	return 0;
+	return guard(op_query, new_query_args(plan, NULL, 0, params, paramslen, nparams, maxrows, 0, out), err);
 }
 
 static int
 api_spi_query(void *plan, const char *sql, size_t sqllen, const char *params, size_t paramslen,
 			  int nparams, long batch, pggo_buf *out, char **portal, pggo_error *err)
 {
-	QueryArgs	a = {plan, sql, sqllen, params, paramslen, nparams, 0, batch, out, NULL};
+	QueryArgs  *a;
 
 	memset(out, 0, sizeof(*out));
 	*portal = NULL;
 	if (!spi_usable(err))
 		return -1;
-	if (guard(op_query, &a, err) != 0)
+	a = new_query_args(plan, sql, sqllen, params, paramslen, nparams, 0, batch, out);
+	if (guard(op_query, a, err) != 0)
 	{
-		free(out->data);
-		free(a.portal);
+		free(a->portal);
 		memset(out, 0, sizeof(*out));
 		return -1;
 	}
-	*portal = a.portal;
+	*portal = a->portal;
 	return 0;
 }
 
@@ -1740,6 +1685,8 @@ op_fetch(void *p)
 {
 	FetchArgs  *a = p;
 	Portal		portal = SPI_cursor_find(a->portal);
+	MemoryContext callcxt = call_cxt();
+	MemoryContext old;
 	StringInfoData s;
 
 	/* The portal dies with its (sub)transaction: never use a stale pointer. */
@@ -1747,13 +1694,15 @@ op_fetch(void *p)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_CURSOR_STATE),
 				 errmsg("the rows' cursor is gone: its transaction or savepoint ended")));
+	old = MemoryContextSwitchTo(callcxt);
 	SPI_cursor_fetch(portal, true, a->batch);
+	MemoryContextSwitchTo(callcxt);
 	initStringInfo(&s);
 	pack_result(&s, SPI_tuptable, SPI_processed);
 	a->out->processed = SPI_processed;
 	SPI_freetuptable(SPI_tuptable);
 	hand_over(&s, a->out);
-	pfree(s.data);
+	MemoryContextSwitchTo(old);
 }
 
 static int
@@ -1764,13 +1713,7 @@ api_spi_fetch(const char *portal, long batch, pggo_buf *out, pggo_error *err)
 	memset(out, 0, sizeof(*out));
 	if (!spi_usable(err))
 		return -1;
-	if (guard(op_fetch, &a, err) != 0)
-	{
-		free(out->data);
-		memset(out, 0, sizeof(*out));
-		return -1;
-	}
-	return 0;
+	return guard(op_fetch, &a, err);
 }
 
 static void
