@@ -70,7 +70,7 @@ func runInit(args []string) error {
 		fmt.Printf("  build:     pggo build -pg-config %s DIR\n", l.PGConfig)
 		if major != pgversions.SystemMajor {
 			// pggo build and pgtest ask `pg_config` on PATH by default.
-			fmt.Printf("  test:      PATH=%s:$PATH go test ./...\n", l.BinDir)
+			fmt.Printf("  test:      PGGO_PG_CONFIG=%s go test ./...   (or pggo test -pg-config ...)\n", l.PGConfig)
 		}
 	}
 	return nil
