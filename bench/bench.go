@@ -176,6 +176,8 @@ type Results struct {
 	IdleRSSKB  map[string][]int64
 	IdleAnonKB map[string][]int64
 	Sizes      map[string]int64
+	// Scaling [contender]: one read per ScalingSizes entry (Go and C, full runs).
+	Scaling map[string][]Sample `json:"scaling,omitempty"`
 }
 
 // Machine describes where the numbers were measured.
@@ -264,6 +266,9 @@ func Run(t testing.TB, cfg Config) *Results {
 			}
 		}
 	}
+	if cfg.Full && len(res.Samples["read"]) > 0 {
+		res.Scaling = h.scaling(t, ctx)
+	}
 	res.Duration = time.Since(started)
 
 	if cfg.PerfDir != "" {
@@ -271,6 +276,39 @@ func Run(t testing.TB, cfg Config) *Results {
 	}
 	h.cluster.AssertNoCrashRecovery(t)
 	return res
+}
+
+// ScalingSizes are the result sizes of the scaling curve: time must grow
+// linearly with rows, and memory stay flat while streaming.
+var ScalingSizes = []int64{10_000, 100_000, 1_000_000, 10_000_000}
+
+// scaling reads every ScalingSizes table once with the Go and the C worker.
+func (h *harness) scaling(t testing.TB, ctx context.Context) map[string][]Sample {
+	t.Helper()
+	var read Workload
+	for _, w := range Workloads {
+		if w.Name == "read" {
+			read = w
+		}
+	}
+	out := map[string][]Sample{}
+	for _, n := range ScalingSizes {
+		if err := h.readTable(ctx, n); err != nil {
+			t.Fatalf("scaling: %v", err)
+		}
+		for _, c := range h.contenders {
+			if c.name() != Go && c.name() != C {
+				continue
+			}
+			s, err := h.run(ctx, c, read, n)
+			if err != nil {
+				t.Fatalf("scaling: %s reading %d rows: %v\n%s", c.name(), n, err, h.cluster.LogTail(40))
+			}
+			h.cfg.logf("scaling: %-3s %9d rows %8.0f ns/row, peak %d kB", c.name(), n, s.PerOpNS, s.HWMKB)
+			out[c.name()] = append(out[c.name()], s)
+		}
+	}
+	return out
 }
 
 func selected(only []string) []Workload {

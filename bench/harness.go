@@ -171,29 +171,37 @@ func (h *harness) setup(ctx context.Context) error {
 		}
 	}
 	for _, n := range sizes {
-		if _, ok := h.expected[n]; ok {
-			continue
-		}
-		h.cfg.logf("creating bench_read_%d", n)
-		tbl := fmt.Sprintf("bench_read_%d", n)
-		if _, err := h.ctl.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s AS
-			SELECT i::int8 AS id, md5(i::text) AS t,
-			       '2024-01-01 00:00:00+00'::timestamptz + i * interval '1.25 s' AS ts,
-			       (1000 + i * 0.01)::numeric(14,2) AS n
-			FROM generate_series(1, %d) i`, tbl, n)); err != nil {
+		if err := h.readTable(ctx, n); err != nil {
 			return err
 		}
-		// Hint bits and the visibility map set now, not by the first reader.
-		if _, err := h.ctl.Exec(ctx, "VACUUM (FREEZE, ANALYZE) "+tbl); err != nil {
-			return err
-		}
-		var sum int64
-		if err := h.ctl.QueryRow(ctx, fmt.Sprintf(`SELECT sum(id + length(t) + length(n::text)
-			+ (floor(extract(epoch FROM ts))::int8 %% 1000))::int8 FROM %s`, tbl)).Scan(&sum); err != nil {
-			return err
-		}
-		h.expected[n] = sum
 	}
+	return nil
+}
+
+// readTable creates bench_read_N (once) and records its checksum.
+func (h *harness) readTable(ctx context.Context, n int64) error {
+	if _, ok := h.expected[n]; ok {
+		return nil
+	}
+	h.cfg.logf("creating bench_read_%d", n)
+	tbl := fmt.Sprintf("bench_read_%d", n)
+	if _, err := h.ctl.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s AS
+		SELECT i::int8 AS id, md5(i::text) AS t,
+		       '2024-01-01 00:00:00+00'::timestamptz + i * interval '1.25 s' AS ts,
+		       (1000 + i * 0.01)::numeric(14,2) AS n
+		FROM generate_series(1, %d) i`, tbl, n)); err != nil {
+		return err
+	}
+	// Hint bits and the visibility map set now, not by the first reader.
+	if _, err := h.ctl.Exec(ctx, "VACUUM (FREEZE, ANALYZE) "+tbl); err != nil {
+		return err
+	}
+	var sum int64
+	if err := h.ctl.QueryRow(ctx, fmt.Sprintf(`SELECT sum(id + length(t) + length(n::text)
+		+ (floor(extract(epoch FROM ts))::int8 %% 1000))::int8 FROM %s`, tbl)).Scan(&sum); err != nil {
+		return err
+	}
+	h.expected[n] = sum
 	return nil
 }
 

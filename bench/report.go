@@ -100,6 +100,8 @@ type Summary struct {
 	IdleRSSKB  map[string]*Stat `json:"idle_rss_kb"`
 	IdleAnonKB map[string]*Stat `json:"idle_anon_kb"`
 	Targets    []Target         `json:"targets"`
+	// Scaling [contender]: reads at ScalingSizes (Go and C).
+	Scaling map[string][]Sample `json:"scaling,omitempty"`
 }
 
 // Summarize computes medians, ranges, ratios and the targets.
@@ -108,6 +110,7 @@ func Summarize(r *Results) *Summary {
 		Mode: r.Mode, Rounds: r.Rounds, Started: r.Started, DurationS: r.Duration.Seconds(),
 		Machine: r.Machine, Order: ContenderNames,
 		IdleRSSKB: map[string]*Stat{}, IdleAnonKB: map[string]*Stat{},
+		Scaling: r.Scaling,
 	}
 	for _, c := range ContenderNames {
 		if st := statOf(floats(r.IdleRSSKB[c])); st != nil {
@@ -407,6 +410,21 @@ func Markdown(s *Summary, analysisPath string) string {
 	}
 	p("\n")
 
+	if len(s.Scaling[Go]) > 0 {
+		p("## Scaling: reading N rows (one run each, after the rounds)\n\n")
+		p("Rows of (int8, text, timestamptz, numeric) read through `spi.Query` (a cursor, 2000 rows a batch) by the Go worker, and by the C worker for reference. Time should grow linearly with N (flat ns/row) and memory stay flat.\n\n")
+		p("| N | Go ns/row | Go elapsed | Go peak VmHWM | Go RssAnon after | C ns/row | C peak VmHWM |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+		for i, g := range s.Scaling[Go] {
+			p("| %d | %.0f | %.3f s | %.1f MB | %.1f MB |", g.Rows, g.PerOpNS, float64(g.ElapsedNS)/1e9, float64(g.HWMKB)/1024, float64(g.AnonAfterKB)/1024)
+			if cs := s.Scaling[C]; i < len(cs) {
+				p(" %.0f | %.1f MB |", cs[i].PerOpNS, float64(cs[i].HWMKB)/1024)
+			} else {
+				p(" — | — |")
+			}
+			p("\n")
+		}
+		p("\nVmHWM includes the shared buffers a reader touches (the table's pages), which grows with N for every contender; RssAnon is the worker's private memory.\n\n")
+	}
 	p("## Targets (issue 5)\n\n| target | want | got | |\n|---|---|---|---|\n")
 	for _, t := range s.Targets {
 		mark := map[string]string{"met": "✅ met", "missed": "❌ missed"}[t.Status]
