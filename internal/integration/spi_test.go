@@ -25,7 +25,7 @@ func TestSPIData(t *testing.T) {
 	if got, want := result(t, conn, "data", "plan reuse"), "sum=999000 contexts before=1 after=0"; got != want {
 		t.Errorf("plan reuse across 1000 transactions: %q, want %q", got, want)
 	}
-	if got, want := result(t, conn, "data", "errors"), `23505@0 22012@0 42601@40`; got != want {
+	if got, want := result(t, conn, "data", "errors"), `23505@0 22012@0 42601@40 42704`; got != want {
 		t.Errorf("SQLSTATE@position: %q, want %q", got, want)
 	}
 	sp := result(t, conn, "data", "savepoints")

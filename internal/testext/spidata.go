@@ -232,6 +232,14 @@ func errorCodes() (string, error) {
 		}
 		out = append(out, fmt.Sprintf("%s@%d", pe.SQLState, pe.Position))
 	}
+	// More parameters used than arguments given: PostgreSQL's "no value
+	// found for parameter 2".
+	err := spi.Savepoint(func() error { _, err := spi.Exec("SELECT $1::int4 + $2::int4", 1); return err })
+	var pe *pggo.Error
+	if !errors.As(err, &pe) {
+		return "", fmt.Errorf("$2 without an argument: want *pggo.Error, got %v", err)
+	}
+	out = append(out, pe.SQLState)
 	return strings.Join(out, " "), nil
 }
 

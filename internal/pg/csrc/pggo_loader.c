@@ -1554,6 +1554,86 @@ new_query_args(PggoPlan *plan, const char *sql, size_t sqllen, const char *param
 	return a;
 }
 
+/*
+ * Statements run once with arguments: the parser infers the parameter types
+ * (variable parameters) and the values are converted on first use, when the
+ * types are known, so SPI can use a one-shot plan instead of building,
+ * copying and freeing a saved one on every call.
+ */
+typedef struct LazyParams
+{
+	WireParam  *wp;
+	int			n;
+	VarParams  *vp;
+	bool	   *converted;
+} LazyParams;
+
+static ParamExternData *
+lazy_param_fetch(ParamListInfo params, int paramid, bool speculative,
+				 ParamExternData *workspace)
+{
+	LazyParams *lp = params->paramFetchArg;
+	ParamExternData *prm;
+	Oid			type;
+
+	/* PostgreSQL checks the range before asking; be safe all the same. */
+	if (paramid <= 0 || paramid > lp->n)
+	{
+		if (speculative)
+		{
+			workspace->ptype = InvalidOid;	/* "value not known" */
+			workspace->isnull = true;
+			workspace->value = (Datum) 0;
+			workspace->pflags = 0;
+			return workspace;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_PARAMETER),
+				 errmsg("the statement uses $%d but only %d argument%s given",
+						paramid, lp->n, lp->n == 1 ? " was" : "s were")));
+	}
+	prm = &params->params[paramid - 1];
+	if (!lp->converted[paramid - 1])
+	{
+		type = paramid <= lp->vp->ntypes ? lp->vp->types[paramid - 1] : InvalidOid;
+		if (type == InvalidOid)
+			type = TEXTOID;
+		prm->ptype = type;
+		prm->pflags = PARAM_FLAG_CONST;
+		prm->isnull = lp->wp[paramid - 1].kind == WIRE_NULL;
+		prm->value = prm->isnull ? (Datum) 0 : param_datum(&lp->wp[paramid - 1], type, paramid - 1);
+		lp->converted[paramid - 1] = true;
+	}
+	return prm;
+}
+
+static int
+execute_once_with_args(const char *sql, size_t sqllen, WireParam *wp, int n, long tcount)
+{
+	VarParams  *vp = palloc0(sizeof(VarParams));
+	LazyParams *lp = palloc0(sizeof(LazyParams));
+	ParamListInfo pli = makeParamList(n);
+	SPIExecuteOptions eopts;
+
+	vp->ntypes = n;
+	vp->types = palloc0(sizeof(Oid) * n);
+	for (int i = 0; i < n; i++)
+		vp->types[i] = wp[i].oid;
+	lp->wp = wp;
+	lp->n = n;
+	lp->vp = vp;
+	lp->converted = palloc0(sizeof(bool) * n);
+	pli->paramFetch = lazy_param_fetch;
+	pli->paramFetchArg = lp;
+	pli->parserSetup = varparams_setup;
+	pli->parserSetupArg = vp;
+
+	memset(&eopts, 0, sizeof(eopts));
+	eopts.params = pli;
+	eopts.tcount = tcount;
+	return SPI_execute_extended(pnstrdup(sql, sqllen), &eopts);
+}
+
 static void
 op_query(void *p)
 {
@@ -1575,9 +1655,9 @@ op_query(void *p)
 		types = a->plan->types;
 		ntypes = a->plan->ntypes;
 	}
-	else if (a->nparams > 0 || a->batch > 0)
+	else if (a->batch > 0)
 	{
-		/* A one-shot plan: the parser hook's arg (vp) outlives its use. */
+		/* A cursor needs a plan: a one-shot one; vp outlives its use. */
 		char	   *sql = pnstrdup(a->sql, a->sqllen);
 		VarParams  *vp = palloc0(sizeof(VarParams));
 		SPIPrepareOptions popts;
@@ -1630,8 +1710,11 @@ op_query(void *p)
 	}
 	else
 	{
-		/* No parameters, no cursor: SPI's one-shot plan, nothing kept. */
-		rc = SPI_execute(pnstrdup(a->sql, a->sqllen), false, tcount);
+		/* No cursor: SPI's one-shot plan, nothing kept. */
+		if (a->nparams > 0)
+			rc = execute_once_with_args(a->sql, a->sqllen, wp, a->nparams, tcount);
+		else
+			rc = SPI_execute(pnstrdup(a->sql, a->sqllen), false, tcount);
 		if (rc < 0)
 			elog(ERROR, "SPI failed: %s", SPI_result_code_string(rc));
 	}
