@@ -21,8 +21,9 @@ type Extension struct {
 }
 
 // Build builds the pggo extension (a Go main package) in dir with `pggo
-// build`, into a temporary directory the server's OS user can read. Use
-// PGGO_PG_CONFIG to build against another PostgreSQL than pg_config on PATH.
+// build`, into a temporary directory the server's OS user can read, for the
+// PostgreSQL that PGGO_PG_CONFIG names (pg_config on PATH by default), the
+// same one Start runs.
 func Build(t testing.TB, dir string) *Extension {
 	t.Helper()
 	out, err := os.MkdirTemp("", "pgtest-ext-")
@@ -35,7 +36,7 @@ func Build(t testing.TB, dir string) *Extension {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := build.Build(context.Background(), build.Options{Dir: abs, Out: out, PGConfig: os.Getenv("PGGO_PG_CONFIG")})
+	res, err := build.Build(context.Background(), build.Options{Dir: abs, Out: out})
 	if err != nil {
 		t.Fatalf("pgtest: building %s: %v", dir, err)
 	}

@@ -238,16 +238,12 @@ func TestDynamicSlots(t *testing.T) {
 // TestDynamicExample runs examples/dynamic: SQL launches workers that split
 // a table between them and exit 0.
 func TestDynamicExample(t *testing.T) {
-	lib := buildExample(t, "dynamic")
-	c := pgtest.Start(t, pgtest.Options{Preload: []string{lib.Loader}})
+	ext := pgtest.Build(t, sourcePath("examples/dynamic"))
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader}})
 	conn := c.Connect(t)
 	ctx := context.Background()
-	script, err := os.ReadFile(lib.SQLFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ext.InstallSQL(t, conn)
 	for _, q := range []string{
-		string(script),
 		"CREATE TABLE dynamic_items(id int PRIMARY KEY, value int, doubled int, worker int)",
 		"INSERT INTO dynamic_items SELECT g, g, NULL, NULL FROM generate_series(1, 1000) g",
 	} {
@@ -268,7 +264,7 @@ func TestDynamicExample(t *testing.T) {
 	if workers != 4 || missing != 0 || sum != 1000*1001 {
 		t.Fatalf("after the workers: %d workers, %d rows unprocessed, sum %d (want 4, 0, %d)", workers, missing, sum, 1000*1001)
 	}
-	_, err = conn.Exec(ctx, "SELECT dynamic_process(0)")
+	_, err := conn.Exec(ctx, "SELECT dynamic_process(0)")
 	if sqlState(err) != "22023" {
 		t.Fatalf("dynamic_process(0): %v", err)
 	}
@@ -277,8 +273,8 @@ func TestDynamicExample(t *testing.T) {
 
 // TestWorkerSPIExample runs examples/worker_spi as make demo does.
 func TestWorkerSPIExample(t *testing.T) {
-	lib := buildExample(t, "worker_spi")
-	c := pgtest.Start(t, pgtest.Options{Preload: []string{lib.Loader},
+	ext := pgtest.Build(t, sourcePath("examples/worker_spi"))
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader},
 		Settings: map[string]string{"worker_spi.total_workers": "2", "worker_spi.naptime": "1"}})
 	conn := c.Connect(t)
 	ctx := context.Background()

@@ -51,21 +51,10 @@ func testext(t *testing.T) *build.Result {
 	return built
 }
 
-// buildExample builds examples/<name> into a temporary directory.
-func buildExample(t *testing.T, name string) *build.Result {
-	t.Helper()
+// sourcePath is a path relative to the repository's root.
+func sourcePath(rel string) string {
 	_, file, _, _ := runtime.Caller(0)
-	out := t.TempDir()
-	os.Chmod(out, 0o755)
-	for d := filepath.Dir(out); d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		os.Chmod(d, 0o755) // t.TempDir's parents are 0700: the server must reach the files
-	}
-	res, err := build.Build(context.Background(), build.Options{
-		Dir: filepath.Join(filepath.Dir(file), "..", "..", "examples", name), Out: out, Name: name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
+	return filepath.Join(filepath.Dir(file), "..", "..", rel)
 }
 
 func startWith(t *testing.T, env ...string) *pgtest.Cluster {

@@ -3,44 +3,22 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pggo/pggo/internal/build"
 	"github.com/pggo/pggo/pgtest"
 )
-
-// buildTestSQL builds internal/testsql, the database/sql-over-SPI worker.
-func buildTestSQL(t *testing.T) *build.Result {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	out, err := os.MkdirTemp("", "pggo-testsql-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(out) })
-	os.Chmod(out, 0o755) // the server runs as another OS user
-	res, err := build.Build(context.Background(), build.Options{
-		Dir: filepath.Join(filepath.Dir(file), "..", "testsql"), Out: out, Name: "testsql"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
 
 // TestSQLDriver runs repository-style database/sql code inside a worker
 // through the "pggo-spi" driver and checks what it saw and what it committed
 // from an ordinary client.
 func TestSQLDriver(t *testing.T) {
-	lib := buildTestSQL(t)
-	c := pgtest.Start(t, pgtest.Options{Preload: []string{lib.Loader}})
+	ext := pgtest.Build(t, sourcePath("internal/testsql"))
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader}})
 	conn := c.Connect(t)
 	ctx := context.Background()
 
