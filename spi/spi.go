@@ -78,6 +78,7 @@ type Rows struct {
 	err    error
 	closed bool
 	portal string // the cursor still holding rows; "" when none
+	more   bool   // the cursor may hold rows beyond this batch
 }
 
 // Next advances to the next row; it returns false after the last one or on
@@ -88,15 +89,17 @@ func (r *Rows) Next() bool {
 	}
 	r.row++
 	if r.row >= r.res.NumRows {
-		if r.portal == "" || r.res.NumRows < batchRows {
+		// A batch is bounded by bytes too, so a short one is not the end:
+		// the loader says whether the cursor is exhausted.
+		if r.portal == "" || !r.more {
 			r.Close()
 			return false
 		}
-		buf, err := pg.Fetch(r.portal, batchRows)
+		buf, more, err := pg.Fetch(r.portal, batchRows)
 		if err == nil {
 			var res *wire.Result
 			if res, err = wire.DecodeResult(buf); err == nil {
-				r.res, r.row = res, 0
+				r.res, r.row, r.more = res, 0, more
 			}
 		}
 		if err != nil {

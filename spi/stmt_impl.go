@@ -69,7 +69,7 @@ func (s *Stmt) close() error {
 
 // openRows runs a query and wraps its first batch (and cursor, if any).
 func openRows(plan *pg.Plan, sql string, params []byte, nparams int) (*Rows, error) {
-	buf, portal, err := pg.Query(plan, sql, params, nparams, batchRows)
+	buf, portal, more, err := pg.Query(plan, sql, params, nparams, batchRows)
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func openRows(plan *pg.Plan, sql string, params []byte, nparams int) (*Rows, err
 		}
 		return nil, fmt.Errorf("spi: %w", err)
 	}
-	return &Rows{res: res, row: -1, portal: portal}, nil
+	return &Rows{res: res, row: -1, portal: portal, more: more}, nil
 }
 
 func savepoint(fn func() error) (err error) {

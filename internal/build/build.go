@@ -275,11 +275,16 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 
 func buildGo(ctx context.Context, dir, out string) error {
 	err := run(ctx, dir, []string{"CGO_ENABLED=1"}, "go", "build", "-buildmode=c-shared",
+		// The pggo tag adds Go exit hooks (internal/pg/exithook_pggo.go), so
+		// that os.Exit and log.Fatal leave through PostgreSQL's proc_exit
+		// instead of crashing the cluster; they are reached by linkname,
+		// which needs -checklinkname=0.
+		"-tags=pggo",
 		// Async preemption signals are SIGURG; with it on, Go's threads take
 		// the SIGURG that PostgreSQL's SetLatch sends and wake-ups are lost.
 		// cgocheck=0: pggo passes only pointer-free Go memory to C, and the
 		// check costs ~0.14 µs on every statement.
-		"-ldflags=-X=runtime.godebugDefault=asyncpreemptoff=1,cgocheck=0",
+		"-ldflags=-checklinkname=0 -X=runtime.godebugDefault=asyncpreemptoff=1,cgocheck=0",
 		"-o", out, ".")
 	os.Remove(strings.TrimSuffix(out, ".so") + ".h")
 	return err
@@ -324,11 +329,8 @@ func buildLoader(ctx context.Context, pgConfig, goLib string, ex *Exports, out s
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	files := map[string]string{
-		"pggo_loader.c": pg.LoaderSource,
-		"pggo_abi.h":    pg.ABIHeader,
-		"trampolines.c": Trampolines(goLib, ex),
-	}
+	files := pg.LoaderFiles()
+	files["trampolines.c"] = Trampolines(goLib, ex)
 	for n, content := range files {
 		if err := os.WriteFile(filepath.Join(tmp, n), []byte(content), 0o644); err != nil {
 			return err
@@ -337,7 +339,9 @@ func buildLoader(ctx context.Context, pgConfig, goLib string, ex *Exports, out s
 	args := append(flags,
 		// PostgreSQL 15 leaves PGDLLEXPORT empty; make exports explicit.
 		`-DPGDLLEXPORT=__attribute__((visibility("default")))`,
-		"-I", tmp, "-I", inc, "-shared", "-o", out, "pggo_loader.c", "trampolines.c")
+		"-I", tmp, "-I", inc, "-shared", "-o", out)
+	args = append(args, pg.LoaderCFiles()...)
+	args = append(args, "trampolines.c")
 	return run(ctx, tmp, nil, "cc", args...)
 }
 

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/pggo/pggo"
@@ -91,9 +92,21 @@ func runInits() (specs []Spec, err error) {
 	return append([]Spec(nil), staticWorkers...), nil
 }
 
+// The role this process plays for pggo, set by the exported entry points:
+// what os.Exit and runtime.Goexit may do depends on it.
+const (
+	roleNone = iota
+	roleInit
+	roleWorker
+	roleFunction
+)
+
+var role atomic.Int32
+
 //export pggo_go_collect
 func pggo_go_collect(api *C.pggo_api, specs **C.pggo_spec, nspecs *C.int, errmsg **C.char) C.int {
 	C.set_api_from_export(api)
+	role.Store(roleInit)
 	list, err := runInits()
 	if err != nil {
 		*errmsg = C.CString(err.Error())
@@ -120,10 +133,16 @@ func pggo_go_collect(api *C.pggo_api, specs **C.pggo_spec, nspecs *C.int, errmsg
 //export pggo_go_run_worker
 func pggo_go_run_worker(api *C.pggo_api, function *C.char, arg C.uintptr_t, exit *C.pggo_error) C.int {
 	C.set_api_from_export(api)
+	role.Store(roleWorker)
 	name := C.GoString(function)
 	err := runWorker(name, uintptr(arg))
 	if err == nil {
 		return 0
+	}
+	var req *ExitRequest
+	if errors.As(err, &req) {
+		// os.Exit on another goroutine, carried out now, on this thread.
+		ExitProcess(req.Code, req.message(), "")
 	}
 	fillExit(exit, "background worker function", name, err)
 	return 1
@@ -133,10 +152,14 @@ func pggo_go_run_worker(api *C.pggo_api, function *C.char, arg C.uintptr_t, exit
 func pggo_go_call_function(api *C.pggo_api, function *C.char, args *C.char, argslen C.size_t,
 	ret *C.pggo_buf, exit *C.pggo_error) C.int {
 	C.set_api_from_export(api)
+	role.Store(roleFunction)
 	name := C.GoString(function)
 	out, err := callFunction(name, C.GoBytes(unsafe.Pointer(args), C.int(argslen)))
+	if req := pendingExit(); req != nil {
+		ExitProcess(req.Code, req.message(), "")
+	}
 	if err != nil {
-		fillExit(exit, "SQL function", name, err)
+		fillFunctionError(exit, name, err)
 		return 1
 	}
 	ret.data = (*C.char)(C.CBytes(out))
@@ -148,42 +171,121 @@ var backendOnce sync.Once
 var backendErr error
 
 func callFunction(name string, args []byte) (out []byte, err error) {
+	finished := false
 	defer func() {
+		if finished {
+			return
+		}
 		if r := recover(); r != nil {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
+			return
 		}
+		goexited("SQL function", name)
 	}()
 	backendOnce.Do(func() {
 		restoreEnviron()
 		backendErr = checkSignalMasks()
 	})
 	if backendErr != nil {
+		finished = true
 		return nil, backendErr
 	}
+	if req := pendingExit(); req != nil {
+		ExitProcess(req.Code, req.message(), "")
+	}
 	if CallFunction == nil {
+		finished = true
 		return nil, errors.New("pggo: the extension does not use package fmgr")
 	}
-	return CallFunction(name, args)
+	out, err = CallFunction(name, args)
+	finished = true
+	return out, err
 }
 
 func runWorker(function string, arg uintptr) (err error) {
+	finished := false
 	defer func() {
+		if finished {
+			return
+		}
 		if r := recover(); r != nil {
 			err = &PanicError{Value: r, Stack: debug.Stack()}
+			return
 		}
+		goexited("background worker function", function)
 	}()
 	restoreEnviron()
 	if err := checkSignalMasks(); err != nil {
+		finished = true
 		return err
 	}
 	if RunWorker == nil {
+		finished = true
 		return errors.New("pggo: the extension does not use package bgworker")
 	}
 	err = RunWorker(function, arg)
+	finished = true
 	if err == nil {
 		err = Failed()
 	}
 	return err
+}
+
+// goexited ends the process after runtime.Goexit on the goroutine C called:
+// when it finished unwinding, Go would abort the process (the thread is not
+// Go's), which PostgreSQL treats as a crash of the whole cluster. Leave the
+// way a failing worker does instead: an ERROR, exit code 1.
+func goexited(what, name string) {
+	ExitProcess(1, fmt.Sprintf("%s %q called runtime.Goexit", what, name),
+		"runtime.Goexit ends the goroutine PostgreSQL called into; the process exits instead.\nGo stack:\n"+string(debug.Stack()))
+}
+
+// ExitRequest is an os.Exit (or log.Fatal) called on a goroutine other than
+// the worker's: only the worker's thread may run PostgreSQL's exit clean-up,
+// so the calling goroutine is parked and the worker exits at its next wait
+// or call into pggo.
+type ExitRequest struct {
+	Code int
+}
+
+func (r *ExitRequest) Error() string { return r.message() }
+
+func (r *ExitRequest) message() string {
+	if r.Code == 0 {
+		return "Go code called os.Exit(0) on another goroutine; the worker exits with code 0"
+	}
+	return "Go code called os.Exit with a non-zero code (or log.Fatal) on another goroutine; the worker exits with code 1"
+}
+
+func pendingExit() *ExitRequest {
+	var req *ExitRequest
+	if err := Failed(); errors.As(err, &req) {
+		return req
+	}
+	return nil
+}
+
+// onGoExit runs inside os.Exit (log.Fatal calls it) before the exit system
+// call, as one of Go's exit hooks (exithook_pggo.go). Exiting without
+// PostgreSQL's proc_exit clean-up is a crash to the postmaster: every
+// session would be killed. So on the worker's thread the process leaves
+// through proc_exit here and os.Exit never returns; on another goroutine the
+// exit is handed to the worker's thread and this goroutine parks forever.
+func onGoExit(zero bool) {
+	if !Available() || role.Load() == roleInit || role.Load() == roleNone {
+		return // the init helper reports its own exit code to the postmaster
+	}
+	code := 1
+	what := "os.Exit with a non-zero code (or log.Fatal)"
+	if zero {
+		code, what = 0, "os.Exit(0)"
+	}
+	if OnWorkerThread() {
+		ExitProcess(code, fmt.Sprintf("Go code called %s on the worker's goroutine; exiting through proc_exit(%d)", what, code), "")
+		return // not reached in PostgreSQL
+	}
+	Fail(&ExitRequest{Code: code})
+	select {}
 }
 
 // fillExit describes err for the ERROR the loader raises after Go returns.
@@ -211,6 +313,41 @@ func fillExit(exit *C.pggo_error, what, function string, err error) {
 	if detail != "" {
 		exit.detail = C.CString(detail)
 	}
+}
+
+// fillFunctionError describes a Go SQL function's error for the ERROR its
+// caller sees: the error's own message once (a *pggo.Error's Message, with
+// its SQLSTATE, detail and hint), and the function's name as the context
+// line, where PostgreSQL names the functions an error passed through.
+func fillFunctionError(exit *C.pggo_error, function string, err error) {
+	msg := err.Error()
+	detail, hint := "", ""
+	var pe *PanicError
+	var pgErr *pggo.Error
+	switch {
+	case errors.As(err, &pe):
+		msg = fmt.Sprintf("SQL function %q panicked: %v", function, pe.Value)
+		detail = "Go stack:\n" + string(pe.Stack)
+	case errors.As(err, &pgErr) && pgErr == err:
+		msg = pgErr.Message
+	}
+	if pgErr != nil {
+		for i := 0; i < 5 && i < len(pgErr.SQLState); i++ {
+			exit.sqlstate[i] = C.char(pgErr.SQLState[i])
+		}
+		if detail == "" {
+			detail = pgErr.Detail
+		}
+		hint = pgErr.Hint
+	}
+	exit.message = C.CString(msg)
+	if detail != "" {
+		exit.detail = C.CString(detail)
+	}
+	if hint != "" {
+		exit.hint = C.CString(hint)
+	}
+	exit.context = C.CString(fmt.Sprintf("Go SQL function %q", function))
 }
 
 // restoreEnviron gives os.Getenv the server's environment. Go copies the

@@ -67,6 +67,10 @@ static int call_spi_fetch(const char *portal, long batch, pggo_buf *out, pggo_er
 static int call_spi_close_cursor(const char *portal, pggo_error *err) { return api->spi_close_cursor(portal, err); }
 static int call_subxact(int op, int *level, pggo_error *err) { return api->subxact(op, level, err); }
 static int call_log(int level, const char *msg, size_t len, pggo_error *err) { return api->log(level, msg, len, err); }
+static int call_exit_process(int code, const char *msg, const char *detail) { return api->exit_process(code, msg, detail); }
+static int call_param_roundtrip(const char *params, size_t len, unsigned type, char **text, int *isnull, pggo_error *err) {
+	return api->param_roundtrip(params, len, type, text, isnull, err);
+}
 */
 import "C"
 
@@ -274,12 +278,61 @@ func PostmasterAlive() (bool, error) {
 }
 
 // ProcExit ends the process through PostgreSQL's proc_exit (runs its exit
-// hooks, releases shared resources) with the given exit code.
+// hooks, releases shared resources) with the given exit code. On another
+// goroutine than the worker's it does nothing: only the worker's thread may
+// run PostgreSQL's clean-up, and leaving without it is a crash.
 func ProcExit(code int) {
 	if Available() {
 		C.call_proc_exit(C.int(code))
+		return
 	}
 	os.Exit(code)
+}
+
+// ExitProcess leaves the process as PostgreSQL would: a worker logs message
+// and exits 0 (code 0), or logs it as an ERROR and exits 1 (any other code);
+// a backend ends with FATAL. It returns false, doing nothing, where that is
+// impossible: outside PostgreSQL, on another goroutine than the worker's,
+// or in the init helper (which must exit with its own code).
+func ExitProcess(code int, message, detail string) bool {
+	if !Available() {
+		return false
+	}
+	cm := C.CString(message)
+	defer C.free(unsafe.Pointer(cm))
+	var cd *C.char
+	if detail != "" {
+		cd = C.CString(detail)
+		defer C.free(unsafe.Pointer(cd))
+	}
+	C.call_exit_process(C.int(code), cm, cd)
+	return false
+}
+
+// ParamRoundTrip converts one parameter (wire format) into a Datum of type
+// typ with the loader's conversion code, and returns that Datum's text
+// (the type's output function). For the fuzz tests of the parameter path;
+// it needs a transaction (a SQL function has one).
+func ParamRoundTrip(param []byte, typ uint32) (text string, isNull bool, err error) {
+	if err := needAPI(); err != nil {
+		return "", false, err
+	}
+	pp, pl := paramPtr(param)
+	var ct *C.char
+	var cnull C.int
+	var e C.pggo_error
+	if C.call_param_roundtrip(pp, pl, C.uint(typ), &ct, &cnull, &e) != 0 {
+		return "", false, convError(&e)
+	}
+	if cnull != 0 {
+		return "", true, nil
+	}
+	if ct == nil {
+		return "", false, errors.New("pggo: out of memory")
+	}
+	text = C.GoString(ct)
+	C.call_free(unsafe.Pointer(ct))
+	return text, false, nil
 }
 
 // Connect runs BackgroundWorkerInitializeConnection ("" = NULL).
@@ -467,49 +520,50 @@ func ExecPlan(p *Plan, params []byte, nparams int, maxrows int64) ([]byte, uint6
 
 // Query runs p (or sql when p is nil). A statement returning rows gets a
 // cursor: the first batch comes back with the cursor's name ("" when the
-// statement ran to completion).
-func Query(p *Plan, sql string, params []byte, nparams int, batch int) ([]byte, string, error) {
+// statement ran to completion) and whether the cursor may hold more rows.
+// A batch holds at most batch rows, and fewer when they are large (the
+// loader bounds a batch by bytes too).
+func Query(p *Plan, sql string, params []byte, nparams int, batch int) (buf []byte, portal string, more bool, err error) {
 	if err := needAPI(); err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	var plan unsafe.Pointer
 	if p != nil {
 		if p.p == nil {
-			return nil, "", errors.New("spi: statement is closed")
+			return nil, "", false, errors.New("spi: statement is closed")
 		}
 		plan = p.p
 	} else if strings.IndexByte(sql, 0) >= 0 {
-		return nil, "", errors.New("spi: the SQL text contains a NUL byte")
+		return nil, "", false, errors.New("spi: the SQL text contains a NUL byte")
 	}
 	sp, sl := goBytes(sql)
 	pp, pl := paramPtr(params)
 	var out C.pggo_buf
-	var portal *C.char
+	var cportal *C.char
 	var e C.pggo_error
-	if C.call_spi_query(plan, sp, sl, pp, pl, C.int(nparams), C.long(batch), &out, &portal, &e) != 0 {
-		return nil, "", convError(&e)
+	if C.call_spi_query(plan, sp, sl, pp, pl, C.int(nparams), C.long(batch), &out, &cportal, &e) != 0 {
+		return nil, "", false, convError(&e)
 	}
-	name := ""
-	if portal != nil {
-		name = C.GoString(portal)
-		C.call_free(unsafe.Pointer(portal))
+	if cportal != nil {
+		portal = C.GoString(cportal)
+		C.call_free(unsafe.Pointer(cportal))
 	}
-	return takeBuf(&out), name, nil
+	return takeBuf(&out), portal, out.more != 0, nil
 }
 
-// Fetch reads the next batch of a cursor.
-func Fetch(portal string, batch int) ([]byte, error) {
+// Fetch reads the next batch of a cursor, and whether it may hold more.
+func Fetch(portal string, batch int) ([]byte, bool, error) {
 	if err := needAPI(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	cp := C.CString(portal)
 	defer C.free(unsafe.Pointer(cp))
 	var out C.pggo_buf
 	var e C.pggo_error
 	if C.call_spi_fetch(cp, C.long(batch), &out, &e) != 0 {
-		return nil, convError(&e)
+		return nil, false, convError(&e)
 	}
-	return takeBuf(&out), nil
+	return takeBuf(&out), out.more != 0, nil
 }
 
 // CloseCursor closes a cursor if it still exists.

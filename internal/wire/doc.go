@@ -7,14 +7,17 @@
 //
 // Parameters (Go -> C), one record per argument, in order:
 //
-//	u8  kind      KindNull, KindInt64, KindFloat64, KindText or KindBinary
+//	u8  kind      KindNull, KindInt64, KindFloat64, KindText, KindBinary or KindTime
 //	u32 type oid  the type declared to the parser; 0 = let PostgreSQL infer it
-//	payload       KindInt64/KindFloat64: 8 bytes; KindText/KindBinary: u32 length + bytes; KindNull: none
+//	payload       KindInt64/KindFloat64: 8 bytes; KindText/KindBinary: u32 length + bytes;
+//	              KindTime: i64 microseconds since 2000-01-01 UTC + i32 zone offset in seconds; KindNull: none
 //
 // Declared types: int, int64 -> int8 (20); int32 -> int4 (23); int16 -> int2 (21);
 // bool -> bool (16, KindInt64 0/1); float64 -> float8 (701); float32 -> float4 (700,
-// sent as KindFloat64); time.Time -> timestamptz (1184, KindInt64 microseconds
-// since 2000-01-01 00:00:00 UTC); []byte -> bytea (17, KindBinary); string ->
+// sent as KindFloat64); time.Time -> KindTime with oid 0, so that the statement
+// decides its type: timestamptz gets the instant, timestamp the wall clock of
+// the time's own Location, date that wall clock's day (the server's TimeZone
+// plays no part, on every path); []byte -> bytea (17, KindBinary); string ->
 // KindText with oid 0 (the C side runs the input function of whatever type the
 // parser inferred, so "42" works for an int4 column); nil (and nil pointers) ->
 // KindNull with oid 0.

@@ -18,6 +18,7 @@ const (
 	KindFloat64 = 2 // 8-byte little-endian IEEE 754 double
 	KindText    = 3 // u32 length + bytes, in the server encoding
 	KindBinary  = 4 // u32 length + raw bytes (bytea)
+	KindTime    = 5 // i64 microseconds since 2000-01-01 UTC, i32 zone offset in seconds (parameters only)
 )
 
 // PostgreSQL type OIDs that the wire format treats specially or that error
@@ -217,7 +218,12 @@ func appendTime(buf []byte, t time.Time, pos int) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("spi: parameter $%d: time %s is outside PostgreSQL's timestamp range (4714 BC to 294276 AD)", pos, t)
 	}
-	return appendInt(buf, TypeTimestampTZ, us), nil
+	// The instant and the offset of its zone: the statement's type decides
+	// which of the two matters (see the package documentation).
+	_, off := t.Zone()
+	buf = appendHeader(buf, KindTime, 0)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(us))
+	return binary.LittleEndian.AppendUint32(buf, uint32(int32(off))), nil
 }
 
 // timeToMicros converts t to PostgreSQL's timestamp representation,

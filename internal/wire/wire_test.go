@@ -28,6 +28,7 @@ type param struct {
 	kind byte
 	oid  uint32
 	i    int64
+	off  int32
 	f    float64
 	b    []byte
 }
@@ -55,6 +56,13 @@ func decodeParams(t testing.TB, buf []byte) []param {
 				p.i = 0
 			}
 			buf = buf[8:]
+		case KindTime:
+			if len(buf) < 12 {
+				t.Fatalf("truncated time payload")
+			}
+			p.i = int64(binary.LittleEndian.Uint64(buf))
+			p.off = int32(binary.LittleEndian.Uint32(buf[8:]))
+			buf = buf[12:]
 		case KindText, KindBinary:
 			if len(buf) < 4 {
 				t.Fatalf("truncated length")
@@ -75,7 +83,7 @@ func decodeParams(t testing.TB, buf []byte) []param {
 }
 
 func (p param) equal(q param) bool {
-	return p.kind == q.kind && p.oid == q.oid && p.i == q.i &&
+	return p.kind == q.kind && p.oid == q.oid && p.i == q.i && p.off == q.off &&
 		math.Float64bits(p.f) == math.Float64bits(q.f) && bytes.Equal(p.b, q.b) &&
 		(p.b == nil) == (q.b == nil)
 }
@@ -87,8 +95,11 @@ func pFloat(oid uint32, f float64) param {
 }
 func pText(s string) param { return param{kind: KindText, b: []byte(s)} }
 func pBin(b []byte) param  { return param{kind: KindBinary, oid: TypeBytea, b: b} }
-func pTime(us int64) param { return pInt(TypeTimestampTZ, us) }
-func ptr[T any](v T) *T    { return &v }
+func pTime(us int64) param { return param{kind: KindTime, i: us} }
+func pTimeOff(us int64, off int32) param {
+	return param{kind: KindTime, i: us, off: off}
+}
+func ptr[T any](v T) *T { return &v }
 func epochPlus(d time.Duration) time.Time {
 	return time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Add(d)
 }
@@ -173,7 +184,7 @@ func TestEncodeParams(t *testing.T) {
 		{"time +999ns floors", epochPlus(999), pTime(0), ""},
 		{"time -1ns floors", epochPlus(-1), pTime(-1), ""},
 		{"time -1500ns floors", epochPlus(-1500), pTime(-2), ""},
-		{"time zone ignored", time.Date(2000, 1, 1, 1, 0, 0, 0, time.FixedZone("X", 3600)), pTime(0), ""},
+		{"time zone offset kept", time.Date(2000, 1, 1, 1, 0, 0, 0, time.FixedZone("X", 3600)), pTimeOff(0, 3600), ""},
 		{"time unix epoch", time.Unix(0, 0), pTime(-pgEpochUnix * 1e6), ""},
 		{"time zero value", time.Time{}, pTime(-63082281600 * 1e6), ""},
 		{"time min", time.Date(-4713, 11, 24, 0, 0, 0, 0, time.UTC), pTime(-211813488000000000), ""},

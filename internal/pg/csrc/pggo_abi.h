@@ -1,7 +1,7 @@
 /*
  * pggo_abi.h: the contract between the two halves of a pggo extension.
  *
- *   - the loader (pggo_loader.c), plain C, preloaded by PostgreSQL. It is the
+ *   - the loader (loader_*.c, see pggo_loader.h), plain C, preloaded by PostgreSQL. It is the
  *     only code that calls PostgreSQL, always inside PG_TRY, always on the
  *     process's main thread;
  *   - the Go library, opened by the loader only inside forked processes. It
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGGO_ABI_VERSION 4
+#define PGGO_ABI_VERSION 5
 
 /* Result codes of every pggo_api call that can fail. */
 enum
@@ -77,6 +77,7 @@ typedef struct pggo_buf
 	char	   *data;
 	size_t		len;
 	uint64_t	processed;
+	int			more;			/* cursor batches: the cursor may hold more rows */
 } pggo_buf;
 
 /* One background worker, as the BackgroundWorker struct describes it. */
@@ -152,6 +153,14 @@ typedef struct pggo_api
 	int			(*spi_fetch) (const char *portal, long batch, pggo_buf *out, pggo_error *err);
 	int			(*spi_close_cursor) (const char *portal, pggo_error *err);
 	int			(*subxact) (int op, int *level, pggo_error *err);
+
+	/* Leaves the process as PostgreSQL would (see loader_guard.c); returns
+	 * -1 only where it cannot: another thread, or the init helper. */
+	int			(*exit_process) (int code, const char *message, const char *detail);
+	/* One parameter (wire format) into a Datum of type and back as text
+	 * (malloc'd); for the fuzz tests of the parameter path. */
+	int			(*param_roundtrip) (const char *params, size_t len, unsigned type,
+									char **text, int *isnull, pggo_error *err);
 } pggo_api;
 
 /* Operations on a dynamic worker's handle (pggo_api.bgw_handle). */

@@ -1,0 +1,299 @@
+/*-------------------------------------------------------------------------
+ *
+ * loader_signals.c
+ *		Signals, latches and wake-ups of a Go worker.
+ *
+ * PostgreSQL's handlers run on the main thread: the Go library was opened
+ * with every signal blocked, so Go's own threads never take SIGTERM, SIGHUP,
+ * SIGUSR1 or SIGURG (PostgreSQL 15's latches). The main thread is usually
+ * running Go code on a small goroutine stack, so every PostgreSQL handler is
+ * moved to an alternate signal stack, as Go requires of non-Go handlers.
+ *
+ * A latch is a single bit: PostgreSQL's own waits (pg_sleep, a lock wait)
+ * reset it too. So every reason to wake the worker (bgworker.Wake, SIGTERM,
+ * SIGHUP, a goroutine's failure) is also recorded here, and WaitLatch checks
+ * the record before it sleeps: a wake-up consumed by a statement is never
+ * lost, and after SIGTERM WaitLatch never sleeps again.
+ *
+ *-------------------------------------------------------------------------
+ */
+
+/* These are always necessary for a bgworker */
+#include "postgres.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/pmsignal.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/wait_event.h"
+
+/* These are needed by the signal stack, waking other processes and reloads */
+#include <limits.h>
+#include <signal.h>
+#include "storage/procarray.h"
+#include "utils/guc.h"
+
+#include "pggo_loader.h"
+
+/* Size of the alternate signal stack given to the worker's main thread. */
+#define PGGO_ALTSTACK_SIZE (256 * 1024)
+
+/* Signal state, written by handlers, read by Go through the api. */
+static volatile sig_atomic_t wake_flags = 0;
+static volatile sig_atomic_t got_sighup = 0;
+static volatile sig_atomic_t got_sigterm = 0;
+static volatile sig_atomic_t sigterm_seen = 0;
+static volatile sig_atomic_t sighup_wake = 0;
+
+/* Set by api_set_my_latch from any thread; consumed by WaitLatch. */
+static int	wake_pending = 0;
+
+/*
+ * SIGTERM. Until the worker takes SIGTERM over with AttachSignalHandlers, it
+ * behaves like PostgreSQL's die(): the worker ends (FATAL, exit code 1) at
+ * its next WaitLatch or statement. After that, it only raises the flag and
+ * sets the latch, and the Go loop decides when to return.
+ */
+static void
+pggo_sigterm_handler(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sigterm = 1;
+	sigterm_seen = 1;
+	if (wake_flags & PGGO_WAKE_SIGTERM)
+		SetLatch(MyLatch);
+	else
+		die(postgres_signal_arg);
+	errno = save_errno;
+}
+
+/*
+ * SIGHUP: the configuration is reloaded at the next WaitLatch (never in the
+ * handler, which pgx did); the latch is set only if the worker asked for it.
+ */
+static void
+pggo_sighup_handler(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sighup = 1;
+	sighup_wake = 1;
+	ConfigReloadPending = true;
+	if (wake_flags & PGGO_WAKE_SIGHUP)
+		SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+void
+pggo_use_signal_stack(void)
+{
+	static const int signals[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGALRM, SIGUSR1, SIGUSR2};
+	stack_t		current;
+
+	if (sigaltstack(NULL, &current) == 0 && (current.ss_flags & SS_DISABLE))
+	{
+		stack_t		ss;
+
+		ss.ss_sp = malloc(PGGO_ALTSTACK_SIZE);
+		ss.ss_size = PGGO_ALTSTACK_SIZE;
+		ss.ss_flags = 0;
+		if (ss.ss_sp != NULL)
+			sigaltstack(&ss, NULL);
+	}
+	for (int i = 0; i < lengthof(signals); i++)
+	{
+		struct sigaction sa;
+
+		if (sigaction(signals[i], NULL, &sa) != 0)
+			continue;
+		if (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN || (sa.sa_flags & SA_ONSTACK))
+			continue;
+		sa.sa_flags |= SA_ONSTACK;
+		sigaction(signals[i], &sa, NULL);
+	}
+}
+
+/* A worker's handlers, before it unblocks signals and enters Go. */
+void
+pggo_install_worker_signals(void)
+{
+	pqsignal(SIGTERM, pggo_sigterm_handler);
+	pqsignal(SIGHUP, pggo_sighup_handler);
+	pggo_use_signal_stack();
+	BackgroundWorkerUnblockSignals();
+}
+
+void
+api_attach_signals(int flags)
+{
+	wake_flags = flags;
+}
+
+int
+api_take_sighup(void)
+{
+	return __atomic_exchange_n(&got_sighup, 0, __ATOMIC_SEQ_CST);
+}
+
+int
+api_take_sigterm(void)
+{
+	return __atomic_exchange_n(&got_sigterm, 0, __ATOMIC_SEQ_CST);
+}
+
+int
+api_sigterm_seen(void)
+{
+	return sigterm_seen;
+}
+
+/*
+ * Any thread may call this: it records the wake-up, then sets the latch,
+ * which only writes memory and sends SIGURG to this process (a
+ * process-directed signal, taken by the main thread).
+ */
+void
+api_set_my_latch(void)
+{
+	__atomic_store_n(&wake_pending, 1, __ATOMIC_SEQ_CST);
+	if (MyLatch != NULL)
+		SetLatch(MyLatch);
+}
+
+/* Consume every recorded reason to wake; true if there was one. */
+static bool
+take_recorded_wake(void)
+{
+	bool		woke = false;
+
+	if (__atomic_exchange_n(&wake_pending, 0, __ATOMIC_SEQ_CST))
+		woke = true;
+	if (__atomic_exchange_n(&sighup_wake, 0, __ATOMIC_SEQ_CST) && (wake_flags & PGGO_WAKE_SIGHUP))
+		woke = true;
+	/* Never cleared: after SIGTERM a worker must not sleep again. */
+	if (sigterm_seen && (wake_flags & PGGO_WAKE_SIGTERM))
+		woke = true;
+	return woke;
+}
+
+typedef struct WaitArgs
+{
+	long		timeout_ms;
+	int			events;
+} WaitArgs;
+
+static void
+op_wait(void *p)
+{
+	WaitArgs   *a = p;
+	int			rc = 0;
+	long		remaining = a->timeout_ms;
+	PggoFrame  *frame = pggo_frame();
+
+	if (take_recorded_wake())
+	{
+		/* Its latch was set and maybe consumed by a statement: do not sleep. */
+		ResetLatch(MyLatch);
+		rc = WL_LATCH_SET;
+	}
+	else
+	{
+		for (;;)
+		{
+			int			flags = WL_LATCH_SET | WL_POSTMASTER_DEATH;
+			long		chunk = -1;
+
+			/* WaitLatch's timeout becomes an int inside: wait in pieces. */
+			if (remaining >= 0)
+			{
+				flags |= WL_TIMEOUT;
+				chunk = Min(remaining, (long) INT_MAX);
+			}
+			rc = WaitLatch(MyLatch, flags, chunk, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			if ((rc & WL_TIMEOUT) && remaining > chunk && !(rc & (WL_LATCH_SET | WL_POSTMASTER_DEATH)))
+			{
+				remaining -= chunk;
+				continue;
+			}
+			break;
+		}
+		/* This wait served whatever was recorded meanwhile. */
+		if (take_recorded_wake())
+			rc |= WL_LATCH_SET;
+	}
+	a->events = ((rc & WL_LATCH_SET) ? PGGO_EV_LATCH : 0) |
+		((rc & WL_TIMEOUT) ? PGGO_EV_TIMEOUT : 0) |
+		((rc & WL_POSTMASTER_DEATH) ? PGGO_EV_POSTMASTER_DEATH : 0);
+
+	/* die() semantics until the worker takes over SIGTERM: FATAL here. */
+	CHECK_FOR_INTERRUPTS();
+
+	/*
+	 * Reload only at the worker's own level: in a SQL function (an ordinary
+	 * backend, or a function a worker's statement called) PostgreSQL reloads
+	 * between statements itself.
+	 */
+	if (ConfigReloadPending && frame != NULL && frame->kind == PGGO_FRAME_WORKER)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+int
+api_wait_latch(long timeout_ms, int *events, pggo_error *err)
+{
+	WaitArgs	a = {.timeout_ms = timeout_ms,.events = 0};
+	int			rc = pggo_guard(op_wait, &a, err);
+
+	*events = a.events;
+	return rc;
+}
+
+static void
+op_postmaster_alive(void *p)
+{
+	*(bool *) p = PostmasterIsAlive();
+}
+
+int
+api_postmaster_alive(pggo_error *err)
+{
+	bool		alive = true;
+
+	if (pggo_guard(op_postmaster_alive, &alive, err) != 0)
+		return -1;
+	return alive ? 1 : 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * SQL-callable: pggo_set_latch(pid int4) RETURNS bool
+ *
+ * Wakes the latch of another PostgreSQL process, e.g. a queue worker after
+ * an INSERT. Plain C, so a backend calling it never loads Go.
+ *	 CREATE FUNCTION pggo_set_latch(int4) RETURNS bool
+ *		AS '<library path>', 'pggo_set_latch' LANGUAGE C STRICT;
+ * ---------------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(pggo_set_latch);
+
+Datum
+pggo_set_latch(PG_FUNCTION_ARGS)
+{
+	int			pid = PG_GETARG_INT32(0);
+	PGPROC	   *proc = BackendPidGetProc(pid);
+
+	if (proc == NULL)
+		proc = AuxiliaryPidGetProc(pid);
+	if (proc == NULL)
+		PG_RETURN_BOOL(false);
+	SetLatch(&proc->procLatch);
+	PG_RETURN_BOOL(true);
+}
