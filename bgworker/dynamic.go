@@ -82,6 +82,11 @@ type TerminatingWorker struct {
 // in another process. worker_spi's pattern is to pass an OID (a database,
 // a role, a table) as the argument or as text in extra.
 func (b *Builder) LoadDynamic() (*DynamicWorker, error) {
+	if pg.Collecting() {
+		// The init helper is a copy of the postmaster before it runs:
+		// PostgreSQL can only register static workers there.
+		return nil, fmt.Errorf("bgworker: LoadDynamic cannot be used in OnInit (worker %q): register static workers there with Load; LoadDynamic works in a running worker or a SQL function", b.name)
+	}
 	spec, err := b.spec()
 	if err != nil {
 		return nil, err

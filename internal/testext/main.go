@@ -84,6 +84,9 @@ func register() error {
 			return nil
 		case "oninit":
 			return errors.New("the test asked OnInit to fail")
+		case "dynamic_in_init":
+			_, err := b.LoadDynamic()
+			return err
 		}
 		return b.Load()
 	}
