@@ -118,7 +118,6 @@ func init() {
 	pggo.OnInit(func() error {
 		return bgworker.New("{{.Name}} worker").
 			SetType("{{.Name}}").
-			SetLibrary("{{.Name}}").
 			SetFunction("{{.Name}}_main").
 			EnableSPIAccess().
 			SetRestartTime(5 * time.Second).

@@ -36,7 +36,6 @@ func dynBuilder(fn string, restart int32) *bgworker.Builder {
 		b.SetRestartTime(time.Duration(restart) * time.Second)
 	}
 	return b.SetType("pggo_dyn").
-		SetLibrary("testext").
 		SetFunction("testext_dyn_" + fn).
 		EnableSPIAccess().
 		SetExtra(strconv.FormatInt(time.Now().UnixNano(), 10))
