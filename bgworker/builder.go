@@ -185,7 +185,9 @@ func (b *Builder) SetRestartTime(d time.Duration) *Builder { b.restartTime = d; 
 func (b *Builder) SetLibrary(library string) *Builder { b.library = library; return b }
 
 // SetFunction names the worker's main function (bgw_function_name): a name
-// passed to RegisterFunction.
+// passed to RegisterFunction. `pggo build` checks a string literal given
+// here against those names and fails on a typo, naming the file and line;
+// a computed name is checked when the worker is loaded.
 func (b *Builder) SetFunction(function string) *Builder { b.function = function; return b }
 
 // SetArgument sets the Datum passed to the worker's MainFunc (bgw_main_arg).
