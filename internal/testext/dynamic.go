@@ -17,6 +17,7 @@ func init() {
 	bgworker.RegisterFunction("testext_dyn_sleep", dynSleep)
 	bgworker.RegisterFunction("testext_dyn_exit", dynExit)
 	bgworker.RegisterFunction("testext_dyn_error", dynError)
+	bgworker.RegisterFunction("testext_dyn_late", dynLate)
 	fmgr.Register("testext_launch", "(fn text, notify bool, restart_seconds int4) RETURNS int4", launch)
 	fmgr.Register("testext_untracked", "() RETURNS text", untracked)
 	fmgr.Register("testext_launch_cycle", "() RETURNS int8", launchCycle)
@@ -147,6 +148,24 @@ func fail(args *fmgr.Args) (any, error) {
 func dynSleep(pggo.Datum) error {
 	bgworker.AttachSignalHandlers(bgworker.SIGTERM)
 	// Connected workers show in pg_stat_activity.
+	if err := bgworker.ConnectWorkerToSPI("postgres", ""); err != nil {
+		return err
+	}
+	for bgworker.WaitLatch(time.Minute) {
+	}
+	return nil
+}
+
+// dynLate connects to a database only after a SIGHUP (pg_reload_conf()):
+// until then it runs but is not in pg_stat_activity, which shows what
+// WaitForStartup does and does not wait for.
+func dynLate(pggo.Datum) error {
+	bgworker.AttachSignalHandlers(bgworker.SIGHUP | bgworker.SIGTERM)
+	for !bgworker.SighupReceived() {
+		if !bgworker.WaitLatch(time.Minute) {
+			return nil
+		}
+	}
 	if err := bgworker.ConnectWorkerToSPI("postgres", ""); err != nil {
 		return err
 	}
