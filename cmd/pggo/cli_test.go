@@ -61,7 +61,7 @@ func TestNewTestInstallPackageRun(t *testing.T) {
 	run(t, work, bin, "new", "demo")
 	demo := filepath.Join(work, "demo")
 	// The scaffold shows the simplified builder; pggo test below proves it works.
-	if src, err := os.ReadFile(filepath.Join(demo, "main.go")); err != nil || strings.Contains(string(src), "SetLibrary") {
+	if src, err := os.ReadFile(filepath.Join(demo, "main.go")); err != nil || strings.Contains(string(src), "SetLibrary(") {
 		t.Fatalf("the scaffold's main.go should not call SetLibrary (%v):\n%s", err, src)
 	}
 

@@ -157,6 +157,10 @@ func TestDynamicWorkers(t *testing.T) {
 		if err := conn.QueryRow(ctx, "SELECT pggo_set_latch($1)", pid).Scan(&woke); err != nil || woke {
 			t.Fatalf("pggo_set_latch(%d) before the worker connected: %v, %v; want false", pid, woke, err)
 		}
+		c.WaitLog(t, regexp.MustCompile(fmt.Sprintf(`testext late worker %d: waiting for SIGHUP`, pid)), 10*time.Second)
+		if visible() {
+			t.Fatalf("worker %d is in pg_stat_activity before it connected", pid)
+		}
 		if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil { // SIGHUP: the worker connects
 			t.Fatal(err)
 		}
@@ -180,12 +184,16 @@ func TestDynamicWorkers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA setlatch AUTHORIZATION setlatch_app"); err != nil {
+			t.Fatal(err)
+		}
 		app, other := connectAs(t, c, "setlatch_app"), connectAs(t, c, "setlatch_other")
 		lib := testext(t)
-		_, err := app.Exec(ctx, fmt.Sprintf("CREATE FUNCTION my_set_latch(int4) RETURNS bool AS '%s', 'pggo_set_latch' LANGUAGE C STRICT",
+		// In a schema of its own: refused for the language, not the schema.
+		_, err := app.Exec(ctx, fmt.Sprintf("CREATE FUNCTION setlatch.my_set_latch(int4) RETURNS bool AS '%s', 'pggo_set_latch' LANGUAGE C STRICT",
 			strings.ReplaceAll(lib.Loader, "'", "''")))
-		if sqlState(err) != "42501" {
-			t.Fatalf("a non-superuser creating the C function: %v, want permission denied (42501)", err)
+		if sqlState(err) != "42501" || !strings.Contains(err.Error(), "permission denied for language c") {
+			t.Fatalf("a non-superuser creating the C function: %v, want permission denied for language c (42501)", err)
 		}
 		var woke bool
 		if err := other.QueryRow(ctx, "SELECT pggo_set_latch(pg_backend_pid())").Scan(&woke); err != nil || !woke {

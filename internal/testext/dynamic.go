@@ -161,6 +161,9 @@ func dynSleep(pggo.Datum) error {
 // WaitForStartup does and does not wait for.
 func dynLate(pggo.Datum) error {
 	bgworker.AttachSignalHandlers(bgworker.SIGHUP | bgworker.SIGTERM)
+	// Until now SIGHUP was ignored (PostgreSQL's default in a worker): the
+	// test waits for this line before it sends one.
+	bgworker.Logf("testext late worker %d: waiting for SIGHUP to connect", os.Getpid())
 	for !bgworker.SighupReceived() {
 		if !bgworker.WaitLatch(time.Minute) {
 			return nil
