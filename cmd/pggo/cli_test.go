@@ -194,9 +194,14 @@ func TestRunLeavesNothing(t *testing.T) {
 
 			running := regexp.MustCompile(`postmaster pid (\d+)\).\n  connect:  psql -h (\S+) -p (\d+)`)
 			var m []string
+			var builder int // pggo run's child running the build
 			if tc.building {
-				pgtest.Eventually(t, 30*time.Second, "pggo run to build", func() (bool, error) {
-					return strings.Contains(stderr.String(), "pggo run: building"), nil
+				pgtest.Eventually(t, 30*time.Second, "pggo run to start the build", func() (bool, error) {
+					kids := childPIDs(cmd.Process.Pid)
+					if len(kids) > 0 {
+						builder = kids[0]
+					}
+					return builder != 0, nil
 				})
 				cmd.Process.Signal(tc.sig)
 			} else {
@@ -240,6 +245,13 @@ func TestRunLeavesNothing(t *testing.T) {
 					t.Errorf("socket directory %s left behind (%v)", m[2], err)
 				}
 			}
+			if builder != 0 {
+				// go build and what it started (its process group) are gone,
+				// so nothing writes into the removed directory later.
+				pgtest.Eventually(t, 10*time.Second, "the build's processes to exit", func() (bool, error) {
+					return len(groupPIDs(builder)) == 0, nil
+				})
+			}
 			entries, _ := os.ReadDir(tmp)
 			for _, e := range entries {
 				if !strings.HasPrefix(e.Name(), "pgtest-cache-") {
@@ -271,4 +283,40 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// childPIDs lists the live child processes of pid, from /proc.
+func childPIDs(pid int) []int {
+	return procScan(func(f []string) bool { return f[1] == strconv.Itoa(pid) })
+}
+
+// groupPIDs lists the live processes of process group pgid, from /proc.
+func groupPIDs(pgid int) []int {
+	return procScan(func(f []string) bool { return f[2] == strconv.Itoa(pgid) })
+}
+
+// procScan returns the pids whose /proc/PID/stat fields after the command
+// (state, ppid, pgrp, ...) match, zombies excluded.
+func procScan(match func(fields []string) bool) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')') // the command may contain spaces
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 3 || f[0] == "Z" || !match(f) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(st))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

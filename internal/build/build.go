@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pggo/pggo/internal/pg"
 )
@@ -415,6 +416,14 @@ func isCIdentifier(s string) bool {
 
 func run(ctx context.Context, dir string, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
+	if ctx.Done() != nil {
+		// A build its caller can cancel stops whole: go build's compilers
+		// and linker too (its process group), so nothing writes into the
+		// output after the caller removed it. Such a caller handles the
+		// terminal's signals itself: the group is no longer the terminal's.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var outb bytes.Buffer
