@@ -33,6 +33,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pggo/pggo"
 	"github.com/pggo/pggo/internal/pg"
@@ -131,16 +132,17 @@ type Builder struct {
 }
 
 // New starts describing a worker called name (bgw_name, shown in
-// pg_stat_activity and the log). As in pgx, the type, library and function
-// default to name too; the worker starts at PostmasterStart, is never
-// restarted, gets argument 0, no extra data and notifies no process.
+// pg_stat_activity and the log). As in pgx, the type and function default to
+// name too; the library defaults to this extension (the only one a pggo
+// worker can run), so SetLibrary is optional. The worker starts at
+// PostmasterStart, is never restarted, gets argument 0, no extra data and
+// notifies no process.
 func New(name string) *Builder {
 	return &Builder{
 		name:        name,
 		typ:         name,
 		startTime:   PostmasterStart,
 		restartTime: NeverRestart,
-		library:     name,
 		function:    name,
 	}
 }
@@ -174,14 +176,18 @@ func (b *Builder) SetStartTime(t StartTime) *Builder { b.startTime = t; return b
 func (b *Builder) SetRestartTime(d time.Duration) *Builder { b.restartTime = d; return b }
 
 // SetLibrary names the library holding the worker's function
-// (bgw_library_name). For a pggo worker it is this extension: its name as
-// built by `pggo build` (e.g. "example"), or the absolute path of its
-// preloaded library. It is registered as that absolute path, so the worker
-// loads exactly the file the server preloaded.
+// (bgw_library_name). It is optional: a pggo worker always runs this
+// extension, which is the default. Accepted values all name this extension:
+// its name as built by `pggo build` (e.g. "example"), that name with ".so"
+// or "$libdir/", or the absolute path of its preloaded library. The worker
+// is registered with that absolute path either way, so it loads exactly the
+// file the server preloaded.
 func (b *Builder) SetLibrary(library string) *Builder { b.library = library; return b }
 
 // SetFunction names the worker's main function (bgw_function_name): a name
-// passed to RegisterFunction.
+// passed to RegisterFunction. `pggo build` checks a string literal given
+// here against those names and fails on a typo, naming the file and line;
+// a computed name is checked when the worker is loaded.
 func (b *Builder) SetFunction(function string) *Builder { b.function = function; return b }
 
 // SetArgument sets the Datum passed to the worker's MainFunc (bgw_main_arg).
@@ -257,6 +263,12 @@ func (b *Builder) validate(lim pg.Limits, loader string, exported func(string) e
 		if strings.IndexByte(f.value, 0) >= 0 {
 			return bad(f.field, "contains a NUL byte, which PostgreSQL cannot store")
 		}
+		// Name and type are shown in pg_stat_activity as text; invalid
+		// UTF-8 there breaks queries such as convert_to() on those columns.
+		if (f.field == "name" || f.field == "type") && !utf8.ValidString(f.value) {
+			i := invalidUTF8At(f.value)
+			return bad(f.field, "byte %d (0x%02x) is not valid UTF-8; PostgreSQL shows this field in pg_stat_activity as text", i, f.value[i])
+		}
 		if len(f.value) > f.max {
 			return bad(f.field, "%d bytes is too long: PostgreSQL keeps at most %d bytes (%s-1)", len(f.value), f.max, f.macro)
 		}
@@ -319,7 +331,7 @@ func (b *Builder) resolveLibrary(lim pg.Limits, loader string) (string, error) {
 	base := filepath.Base(loader)
 	ext := strings.TrimSuffix(base, filepath.Ext(base))
 	switch b.library {
-	case loader, base, ext, "$libdir/" + ext, "$libdir/" + base:
+	case "", loader, base, ext, "$libdir/" + ext, "$libdir/" + base: // "": the default, this extension
 	default:
 		if strings.IndexByte(b.library, 0) >= 0 {
 			return "", errors.New("contains a NUL byte, which PostgreSQL cannot store")
@@ -331,6 +343,19 @@ func (b *Builder) resolveLibrary(lim pg.Limits, loader string) (string, error) {
 			loader, len(loader), lim.Library-1)
 	}
 	return loader, nil
+}
+
+// invalidUTF8At returns the offset of the first byte of s that is not part
+// of a valid UTF-8 sequence.
+func invalidUTF8At(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return i
+			}
+		}
+	}
+	return len(s)
 }
 
 func isCIdentifier(s string) bool {

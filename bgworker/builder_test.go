@@ -22,7 +22,8 @@ func init() {
 
 func TestDefaultsArePgx(t *testing.T) {
 	b := New("unit_main")
-	if b.typ != "unit_main" || b.library != "unit_main" || b.function != "unit_main" ||
+	// The library is the one default that differs: this extension, not name.
+	if b.typ != "unit_main" || b.library != "" || b.function != "unit_main" ||
 		b.startTime != PostmasterStart || b.restartTime != NeverRestart || b.arg != 0 || b.extra != "" || b.notifyPID != 0 {
 		t.Fatalf("defaults differ from pgx: %+v", b)
 	}
@@ -44,13 +45,53 @@ func TestValidSpec(t *testing.T) {
 	if s != want {
 		t.Fatalf("spec %+v, want %+v", s, want)
 	}
-	for _, lib := range []string{"example", "example.so", loader, "$libdir/example"} {
+	for _, lib := range []string{"example", "example.so", loader, "$libdir/example", "$libdir/example.so"} {
 		if _, err := New("w").SetLibrary(lib).SetFunction("unit_main").validate(pg15, loader, exportedAll); err != nil {
 			t.Errorf("library %q: %v", lib, err)
 		}
 	}
 	if s, _ := New("w").SetLibrary("example").SetFunction("unit_main").validate(pg15, loader, exportedAll); s.RestartTime != -1 {
 		t.Errorf("NeverRestart must register -1, got %d", s.RestartTime)
+	}
+}
+
+// SetLibrary is optional: without it the worker runs this extension,
+// registered by the loader's absolute path, exactly as with SetLibrary.
+func TestLibraryDefaultsToThisExtension(t *testing.T) {
+	s, err := New("w").SetFunction("unit_main").validate(pg15, loader, exportedAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Library != loader {
+		t.Fatalf("default library %q, want the loader %q", s.Library, loader)
+	}
+	// New(name) no longer implies library = name: a worker named after
+	// anything else still loads.
+	if _, err := New("unit_main").validate(pg15, loader, exportedAll); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Name and type end up in pg_stat_activity; invalid UTF-8 there breaks
+// convert_to() and clients, so the builder refuses it and names the field.
+func TestNonUTF8NameOrTypeRejected(t *testing.T) {
+	for _, c := range []struct {
+		b             *Builder
+		field, reason string
+	}{
+		{New("w\xff").SetFunction("unit_main"), "name", "byte 1 (0xff) is not valid UTF-8"},
+		{New("w").SetType("t\xc3(").SetFunction("unit_main"), "type", "byte 1 (0xc3) is not valid UTF-8"},
+	} {
+		_, err := c.b.validate(pg15, loader, exportedAll)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Field != c.field || !strings.Contains(ve.Reason, c.reason) {
+			t.Errorf("%s: got %v, want field %q with %q", c.field, err, c.field, c.reason)
+		}
+	}
+	// Valid multi-byte UTF-8 (and U+FFFD itself) is fine, as are bytes in extra.
+	if _, err := New("wörker \ufffd").SetType("日本").SetExtra("\xff").SetFunction("unit_main").
+		validate(pg15, loader, exportedAll); err != nil {
+		t.Fatal(err)
 	}
 }
 

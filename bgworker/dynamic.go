@@ -138,6 +138,15 @@ func (w *DynamicWorker) Terminate() *TerminatingWorker {
 // WaitForStartup waits until the postmaster has started the worker and
 // returns its pid, or a *StatusError (Stopped if it could not start,
 // PostmasterDied, or Untracked if this process is not its notify pid).
+//
+// It is PostgreSQL's WaitForBackgroundWorkerStartup: it returns once the
+// postmaster has forked the worker's process and recorded its pid
+// (BGWH_STARTED). That is all it promises. The worker has not necessarily
+// run any Go code yet, may still fail and exit, and is not yet visible in
+// pg_stat_activity: a worker appears there only once it connects to a
+// database (ConnectWorkerToSPI), and one that never connects never does.
+// To wait until the worker is ready, have it say so (a row it writes, a
+// latch it sets) or poll pg_stat_activity for the returned pid.
 func (w *DynamicWorker) WaitForStartup() (int, error) {
 	if err := w.tracked(); err != nil {
 		return 0, err

@@ -31,7 +31,6 @@ func Example() {
 	})
 	pggo.OnInit(func() error {
 		return bgworker.New("ticker").
-			SetLibrary("example").
 			SetFunction("ticker_main").
 			EnableSPIAccess().
 			SetRestartTime(5 * time.Second).
@@ -43,7 +42,6 @@ func Example() {
 // another worker.
 func ExampleBuilder_LoadDynamic() {
 	w, err := bgworker.New("one-off job").
-		SetLibrary("example").
 		SetFunction("job_main").
 		EnableSPIAccess().
 		SetArgument(pggo.Int32Datum(42)).

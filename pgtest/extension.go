@@ -84,17 +84,12 @@ func Launch(opts Options) (*Cluster, error) {
 }
 
 // Close stops a cluster started with Launch (pg_ctl stop -m fast) and
-// removes its files.
+// removes its files, and the template if no other cluster remains.
 func (c *Cluster) Close() error {
 	err := c.Stop("fast")
 	if err == nil {
 		c.reclaimShm()
 	}
-	if c.dir != "" {
-		os.RemoveAll(c.dir)
-	}
-	if c.sockDir != "" {
-		os.RemoveAll(c.sockDir)
-	}
+	c.removeFiles()
 	return err
 }

@@ -4,11 +4,15 @@
 // libraries, background workers), so the tests of pggo and of users'
 // extensions must exercise a real server; a mock would not show how
 // PostgreSQL loads, starts, restarts or kills that code. Each [Start] gives
-// a test its own cluster: a copy of a template data directory made once per
-// test binary by initdb, a private Unix socket directory and no TCP
+// a test its own cluster: a copy of a template data directory that initdb
+// made for the test binary, a private Unix socket directory and no TCP
 // listener, so clusters of tests running in parallel, even from different
 // test binaries, never clash. The cluster is stopped and its files removed
-// when the test ends.
+// when the test ends, and when the last cluster of the test binary is gone
+// nothing of them is left (their files live in /dev/shm, in RAM, when there
+// is room). The template is reused by content: it is kept on disk in
+// $TMPDIR/pgtest-cache-UID, one per PostgreSQL installation, for every test
+// process of that OS user (see cachedTemplate).
 //
 // PostgreSQL refuses to run as root. When the test process runs as root
 // (as it does in containers and CI), pgtest runs initdb, pg_ctl and so the
@@ -21,6 +25,8 @@ package pgtest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -72,9 +78,11 @@ type Cluster struct {
 	logPath string
 	port    int
 
-	mu      sync.Mutex // serializes Stop and Restart
-	started bool       // the postmaster was started at least once
-	stopped bool       // Stop succeeded and no Restart since
+	mu       sync.Mutex // serializes Stop and Restart
+	started  bool       // the postmaster was started at least once
+	stopped  bool       // Stop succeeded and no Restart since
+	shared   bool       // holds the shared directory (see acquireShared)
+	template string     // the data directory copied
 }
 
 // startTimeout bounds pg_ctl's waits; generous because CI machines are slow.
@@ -84,7 +92,7 @@ const startTimeout = "60"
 const logTailLines = 60
 
 // Start starts a cluster and registers a cleanup that stops it and removes
-// its files. It fails the test, showing the server log tail, if the server
+// its files (and the template, if no other cluster of the process remains). It fails the test, showing the server log tail, if the server
 // does not start.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
@@ -125,15 +133,17 @@ func (c *Cluster) start() error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := template(bin)
+	sh, err := acquireShared()
 	if err != nil {
 		return err
 	}
-	base, err := processDir()
+	c.shared = true
+	tmpl, err := sh.template(bin)
 	if err != nil {
 		return err
 	}
-	if c.dir, err = os.MkdirTemp(base, "c"); err != nil {
+	c.template = tmpl
+	if c.dir, err = os.MkdirTemp(sh.dir, "c"); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	if err := run.own(c.dir, 0o755); err != nil {
@@ -526,11 +536,21 @@ func (c *Cluster) cleanup(t testing.TB) {
 	} else {
 		c.reclaimShm()
 	}
+	c.removeFiles()
+}
+
+// removeFiles removes the cluster's directories and lets go of the shared
+// one, which goes too if this was the last cluster. Idempotent.
+func (c *Cluster) removeFiles() {
 	if c.dir != "" {
 		os.RemoveAll(c.dir)
 	}
 	if c.sockDir != "" {
 		os.RemoveAll(c.sockDir)
+	}
+	if c.shared {
+		c.shared = false
+		releaseShared()
 	}
 }
 
@@ -649,30 +669,65 @@ var defaultBinDir = sync.OnceValues(func() (string, error) {
 	return strings.TrimSpace(string(out)), nil
 })
 
-// processDir is this test process's directory for the template and the
-// clusters, in RAM if possible (see ramDir), else in TMPDIR. A Go test
-// cannot remove it at exit, so each run leaves one behind and the next
-// run's first use removes it.
-var processDir = sync.OnceValues(func() (string, error) {
-	removeStale()
-	root := ramDir()
-	if root == "" {
-		root = os.TempDir()
-	}
-	dir, err := os.MkdirTemp(root, fmt.Sprintf("pgtest-%d-", os.Getpid()))
-	if err != nil {
-		return "", fmt.Errorf("pgtest: %w", err)
-	}
-	// The postgres user must traverse it when we are root.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", fmt.Errorf("pgtest: %w", err)
-	}
-	return dir, nil
-})
+// shared is what the clusters of this process share: a directory holding
+// the clusters' directories, in RAM if possible (see ramDir), else in
+// TMPDIR, and a template only when there is no template cache (see
+// cachedTemplate). It exists while at least one cluster does: the first
+// Start makes it, and the cleanup of the last cluster removes it, so a test
+// binary leaves nothing in /dev/shm. A later Start makes a new one. Only a
+// process killed before its cleanups leaves it behind; the next process to
+// start a cluster removes it (removeStale).
+type shared struct {
+	dir   string
+	tmpls map[string]*tmplResult // by bin dir: versions need their own
+}
 
-// removeStale removes the directories of earlier test processes that have
-// exited (each holds a ~40 MB template), and any older than a day in case a
-// pid was reused.
+var (
+	sharedMu   sync.Mutex
+	sharedDir  *shared
+	sharedRefs int // clusters between acquireShared and releaseShared
+)
+
+// acquireShared returns the shared directory, making it if no cluster
+// holds it; every successful call is matched by one releaseShared.
+func acquireShared() (*shared, error) {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if sharedDir == nil {
+		removeStale()
+		root := ramDir()
+		if root == "" {
+			root = os.TempDir()
+		}
+		dir, err := os.MkdirTemp(root, fmt.Sprintf("pgtest-%d-", os.Getpid()))
+		if err != nil {
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+		// The postgres user must traverse it when we are root.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			os.Remove(dir)
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+		sharedDir = &shared{dir: dir, tmpls: map[string]*tmplResult{}}
+	}
+	sharedRefs++
+	return sharedDir, nil
+}
+
+// releaseShared removes the shared directory when no cluster holds it.
+func releaseShared() {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	sharedRefs--
+	if sharedRefs == 0 && sharedDir != nil {
+		os.RemoveAll(sharedDir.dir)
+		sharedDir = nil
+	}
+}
+
+// removeStale removes the directories of earlier test processes that were
+// killed before their cleanups (they may hold clusters and a ~40 MB
+// template), and any older than a day in case a pid was reused.
 func removeStale() {
 	var old []string
 	for _, root := range []string{ramDir(), os.TempDir()} {
@@ -688,10 +743,25 @@ func removeStale() {
 		}
 		pid, err := strconv.Atoi(strings.Split(filepath.Base(d), "-")[1])
 		if err != nil {
-			continue // not ours
+			continue // not ours (the template cache, for one)
 		}
 		if !ProcessAlive(pid) || time.Since(fi.ModTime()) > 24*time.Hour {
 			os.RemoveAll(d)
+		}
+	}
+	// Cached templates unused for a week, and half-made ones of killed
+	// processes (an initdb takes seconds, so an hour-old one is dead).
+	if cache := cacheDir(); cache != "" {
+		entries, _ := os.ReadDir(cache)
+		for _, e := range entries {
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			idle := time.Since(fi.ModTime())
+			if idle > templateMaxIdle || (strings.Contains(e.Name(), ".tmp-") && idle > time.Hour) {
+				os.RemoveAll(filepath.Join(cache, e.Name()))
+			}
 		}
 	}
 }
@@ -703,45 +773,148 @@ type tmplResult struct {
 	err  error
 }
 
-var (
-	tmplMu sync.Mutex
-	tmpls  = map[string]*tmplResult{} // by bin dir: versions need their own
-)
-
-// template returns a data directory made by initdb once per binary
-// directory and test process; clusters start from copies, which is much
-// faster than initdb each time.
-func template(bin string) (string, error) {
-	tmplMu.Lock()
-	r := tmpls[bin]
+// template returns a data directory made by initdb for bin; clusters start
+// from copies, which is much faster than initdb each time. It is the one in
+// the template cache (see cachedTemplate), else one made in sh.dir, which
+// goes with it.
+func (sh *shared) template(bin string) (string, error) {
+	sharedMu.Lock()
+	r := sh.tmpls[bin]
 	if r == nil {
-		r = &tmplResult{n: len(tmpls)}
-		tmpls[bin] = r
+		r = &tmplResult{n: len(sh.tmpls)}
+		sh.tmpls[bin] = r
 	}
-	tmplMu.Unlock()
-	r.once.Do(func() { r.dir, r.err = initTemplate(bin, r.n) })
+	sharedMu.Unlock()
+	r.once.Do(func() {
+		if r.dir, r.err = cachedTemplate(bin); r.dir == "" && r.err == nil {
+			r.dir, r.err = initTemplate(filepath.Join(sh.dir, fmt.Sprintf("template%d", r.n)), bin)
+		}
+	})
 	return r.dir, r.err
 }
 
-func initTemplate(bin string, n int) (string, error) {
+// initdbArgs are the template's initdb options after -D.
+var initdbArgs = []string{"-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"}
+
+// templateMaxIdle is how long a cached template may go unused before a
+// test process removes it (it belongs to a PostgreSQL since upgraded, say).
+const templateMaxIdle = 7 * 24 * time.Hour
+
+// cacheDir is this OS user's template cache, $TMPDIR/pgtest-cache-UID: a
+// directory only its owner can add to, so nobody else can plant a template
+// in it. "" when it cannot be made or is not ours (then every test process
+// makes its own template, removed with its last cluster).
+func cacheDir() string {
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("pgtest-cache-%d", os.Geteuid()))
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return ""
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
+		return ""
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Geteuid() {
+		return ""
+	}
+	// The postgres user must traverse it when we are root (umask aside).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return ""
+	}
+	return dir
+}
+
+// cachedTemplate returns bin's template from the cache, making it there if
+// it is missing. The cache is reused by content: a template is named after
+// what made it (see templateKey), so every test process of this OS user
+// that runs the same PostgreSQL shares one, across runs. That is the one
+// thing pgtest leaves behind: about 40 MB on disk (never in /dev/shm) per
+// PostgreSQL installation, removed after a week unused; deleting it any
+// time is safe. It returns "" and no error when there is no usable cache.
+func cachedTemplate(bin string) (string, error) {
+	cache := cacheDir()
+	if cache == "" {
+		return "", nil
+	}
 	run, err := runAs()
 	if err != nil {
 		return "", err
 	}
-	base, err := processDir()
+	key, err := templateKey(bin, run)
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(base, fmt.Sprintf("template%d", n))
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	dir := filepath.Join(cache, key)
+	if templateComplete(dir) {
+		now := time.Now()
+		os.Chtimes(dir, now, now) // in use: not idle
+		return dir, nil
+	}
+	os.RemoveAll(dir) // not a complete template: ours (nobody else writes here), and useless
+	// initdb in a private name, then one atomic rename: concurrent test
+	// processes never see a half-made template, and the one that loses the
+	// race uses the winner's.
+	tmp, err := os.MkdirTemp(cache, key+".tmp-")
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	if _, err := initTemplate(tmp, bin); err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		if templateComplete(dir) {
+			return dir, nil
+		}
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	return dir, nil
+}
+
+// templateComplete reports whether dir is a finished template directory:
+// initdb writes PG_VERSION early, so it is only trusted under the final name,
+// which a template gets after initdb succeeded.
+func templateComplete(dir string) bool {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "PG_VERSION"))
+	return err == nil
+}
+
+// templateKey names bin's template in the cache after everything that
+// shapes it: the binaries (their directory, and the size and time of the
+// postgres executable, which change when PostgreSQL is upgraded or
+// rebuilt), initdb's options and the OS user the server runs as.
+func templateKey(bin string, run *runner) (string, error) {
+	fi, err := os.Stat(filepath.Join(bin, "postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	uid := os.Geteuid()
+	if run.cred != nil {
+		uid = int(run.cred.Uid)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%s", bin, fi.Size(), fi.ModTime().UnixNano(), uid, strings.Join(initdbArgs, "\x00"))
+	return "t" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// initTemplate runs initdb in dir (created if missing) as the server's user.
+func initTemplate(dir, bin string) (string, error) {
+	run, err := runAs()
+	if err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("pgtest: %w", err)
 	}
 	if err := run.own(dir, 0o700); err != nil {
 		return "", err
 	}
-	cmd := run.command(filepath.Join(bin, "initdb"), nil,
-		"-D", dir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
-	cmd.Dir = base
+	cmd := run.command(filepath.Join(bin, "initdb"), nil, append([]string{"-D", dir}, initdbArgs...)...)
+	cmd.Dir = filepath.Dir(dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("pgtest: initdb in %s failed: %v\n%s", dir, err, out)
 	}

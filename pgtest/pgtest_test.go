@@ -411,3 +411,117 @@ func TestRestartWaitsForOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// sharedDirs lists this process's shared directories (template and
+// clusters) wherever pgtest may put them.
+func sharedDirs(t *testing.T) []string {
+	t.Helper()
+	var dirs []string
+	for _, root := range []string{ramDir(), os.TempDir()} {
+		if root != "" {
+			m, err := filepath.Glob(filepath.Join(root, fmt.Sprintf("pgtest-%d-*", os.Getpid())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dirs = append(dirs, m...)
+		}
+	}
+	return dirs
+}
+
+// Nothing of a test binary's clusters stays in /dev/shm (or TMPDIR) after
+// its last cluster is gone; the template is cached on disk by content and
+// the next cluster, of this process or another, reuses it without initdb.
+func TestNoLeftoversTemplateReused(t *testing.T) {
+	if d := sharedDirs(t); len(d) != 0 {
+		t.Fatalf("another cluster of this process is still alive: %v", d)
+	}
+	a, err := Launch(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Launch(Options{})
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	if filepath.Dir(a.dir) != filepath.Dir(b.dir) {
+		t.Errorf("clusters in %s and %s: want one shared directory", a.dir, b.dir)
+	}
+	tmpl := a.template
+	if b.template != tmpl || filepath.Dir(tmpl) != cacheDir() {
+		t.Fatalf("templates %s and %s, want one in the cache %s", a.template, b.template, cacheDir())
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // idempotent: must not let go of the shared directory twice
+	if _, err := os.Stat(b.dir); err != nil {
+		t.Fatalf("the other cluster's files went with the first: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := sharedDirs(t); len(d) != 0 {
+		t.Fatalf("left behind after the last cluster: %v", d)
+	}
+	fi, err := os.Stat(filepath.Join(tmpl, "PG_VERSION"))
+	if err != nil {
+		t.Fatalf("the cached template is gone: %v", err)
+	}
+
+	t.Run("a later cluster reuses the template", func(t *testing.T) {
+		c := startTimed(t, Options{})
+		if c.template != tmpl {
+			t.Fatalf("template %s, want the cached %s", c.template, tmpl)
+		}
+		if fi2, err := os.Stat(filepath.Join(tmpl, "PG_VERSION")); err != nil || !fi2.ModTime().Equal(fi.ModTime()) {
+			t.Fatalf("the template was made again (%v)", err)
+		}
+		conn := c.Connect(t)
+		if _, err := conn.Exec(context.Background(), "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if d := sharedDirs(t); len(d) != 0 {
+		t.Fatalf("left behind after the test's cleanup: %v", d)
+	}
+}
+
+// A cache directory others can write to is not trusted: the process makes
+// its own template, which goes with its last cluster.
+func TestUntrustedTemplateCache(t *testing.T) {
+	// Not t.TempDir, whose parent the server's user (when we are root)
+	// cannot traverse.
+	tmp, err := os.MkdirTemp("", "pgtest-untrusted-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	os.Chmod(tmp, 0o755)
+	t.Setenv("TMPDIR", tmp)
+	cache := filepath.Join(tmp, fmt.Sprintf("pgtest-cache-%d", os.Geteuid()))
+	if err := os.Mkdir(cache, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(cache, 0o777); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	if cacheDir() != "" {
+		t.Fatal("a world-writable cache directory is trusted")
+	}
+	var shared string
+	t.Run("cluster", func(t *testing.T) {
+		c := startTimed(t, Options{})
+		shared = filepath.Dir(c.dir)
+		if filepath.Dir(c.template) != shared {
+			t.Fatalf("template %s, want one in the process's directory %s", c.template, shared)
+		}
+	})
+	if _, err := os.Stat(shared); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s (and its template) left behind: %v", shared, err)
+	}
+	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+		t.Fatalf("something was written to the untrusted cache: %v", entries)
+	}
+}

@@ -28,11 +28,16 @@ func addBuildFlags(fs *flag.FlagSet, withOut bool) buildFlags {
 }
 
 func (b buildFlags) build(dir, out string) (*build.Result, error) {
+	return b.buildContext(context.Background(), dir, out)
+}
+
+// buildContext is build, stopped (its compilers killed) when ctx ends.
+func (b buildFlags) buildContext(ctx context.Context, dir, out string) (*build.Result, error) {
 	opts := build.Options{Dir: dir, Out: out, Name: *b.name, PGConfig: *b.pgConfig}
 	if *b.verbose {
 		opts.Log = os.Stderr
 	}
-	return build.Build(context.Background(), opts)
+	return build.Build(ctx, opts)
 }
 
 func parse(fs *flag.FlagSet, args []string, usage string) (dir string, err error) {

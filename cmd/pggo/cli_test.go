@@ -2,15 +2,24 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pggo/pggo/pgtest"
 )
@@ -51,6 +60,10 @@ func TestNewTestInstallPackageRun(t *testing.T) {
 	}
 	run(t, work, bin, "new", "demo")
 	demo := filepath.Join(work, "demo")
+	// The scaffold shows the simplified builder; pggo test below proves it works.
+	if src, err := os.ReadFile(filepath.Join(demo, "main.go")); err != nil || strings.Contains(string(src), "SetLibrary(") {
+		t.Fatalf("the scaffold's main.go should not call SetLibrary (%v):\n%s", err, src)
+	}
 
 	t.Run("pggo test", func(t *testing.T) {
 		out := run(t, demo, bin, "test")
@@ -128,4 +141,182 @@ func TestNewTestInstallPackageRun(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRunLeavesNothing stops pggo run in each way it can be stopped besides a
+// terminal's Ctrl-C (above): SIGINT and SIGTERM sent to it alone, SIGPIPE
+// from its output piped into a reader that exits, and SIGTERM while it
+// builds. Each time the server must be gone and pggo run's temporary
+// directory removed (only the template cache pgtest keeps by design stays).
+func TestRunLeavesNothing(t *testing.T) {
+	bin := pggoBinary(t)
+	ext, _ := filepath.Abs("../../internal/testext")
+	// TMPDIR holds what pggo run makes; the server's OS user must reach it.
+	tmp, err := os.MkdirTemp("", "pggo-run-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	os.Chmod(tmp, 0o755)
+
+	for _, tc := range []struct {
+		name     string
+		sig      syscall.Signal
+		building bool // signal it while it builds, not once the server runs
+	}{
+		{"SIGINT", syscall.SIGINT, false},
+		{"SIGTERM", syscall.SIGTERM, false},
+		{"SIGPIPE", syscall.SIGPIPE, false},
+		{"SIGTERM while building", syscall.SIGTERM, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, "run", ext)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			var stderr lockedBuffer
+			cmd.Stderr = &stderr
+			// Our end of its stdout: closed for SIGPIPE, read otherwise.
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stdout = w
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			defer cmd.Process.Kill()
+			drained := make(chan struct{})
+			if tc.sig != syscall.SIGPIPE {
+				go func() { io.Copy(io.Discard, r); close(drained) }()
+			}
+
+			running := regexp.MustCompile(`postmaster pid (\d+)\).\n  connect:  psql -h (\S+) -p (\d+)`)
+			var m []string
+			var builder int // pggo run's child running the build
+			if tc.building {
+				pgtest.Eventually(t, 30*time.Second, "pggo run to start the build", func() (bool, error) {
+					kids := childPIDs(cmd.Process.Pid)
+					if len(kids) > 0 {
+						builder = kids[0]
+					}
+					return builder != 0, nil
+				})
+				cmd.Process.Signal(tc.sig)
+			} else {
+				pgtest.Eventually(t, 120*time.Second, "the server to run", func() (bool, error) {
+					m = running.FindStringSubmatch(stderr.String())
+					return m != nil, nil
+				})
+				if tc.sig == syscall.SIGPIPE {
+					// The reader exits; pggo run gets SIGPIPE at its next
+					// write, the next server log line.
+					r.Close()
+					conn, err := pgx.Connect(context.Background(), fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres", m[2], m[3]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					_, err = conn.Exec(context.Background(), "DO $$ BEGIN RAISE LOG 'a line for a closed pipe'; END $$")
+					conn.Close(context.Background())
+					if err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					cmd.Process.Signal(tc.sig)
+				}
+			}
+			select {
+			case err := <-done:
+				t.Logf("pggo run ended: %v\n%s", err, stderr.String())
+			case <-time.After(60 * time.Second):
+				t.Fatalf("pggo run still running 60 s after %v:\n%s", tc.sig, stderr.String())
+			}
+			if tc.sig != syscall.SIGPIPE {
+				<-drained
+			}
+			r.Close()
+			if m != nil {
+				pid, _ := strconv.Atoi(m[1])
+				if pgtest.ProcessAlive(pid) {
+					t.Errorf("postmaster %d still alive", pid)
+				}
+				if _, err := os.Stat(m[2]); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("socket directory %s left behind (%v)", m[2], err)
+				}
+			}
+			if builder != 0 {
+				// go build and what it started (its process group) are gone,
+				// so nothing writes into the removed directory later.
+				pgtest.Eventually(t, 10*time.Second, "the build's processes to exit", func() (bool, error) {
+					return len(groupPIDs(builder)) == 0, nil
+				})
+			}
+			entries, _ := os.ReadDir(tmp)
+			for _, e := range entries {
+				if !strings.HasPrefix(e.Name(), "pgtest-cache-") {
+					t.Errorf("left behind in TMPDIR: %s", e.Name())
+				}
+			}
+			shm, _ := filepath.Glob(fmt.Sprintf("/dev/shm/pgtest-%d-*", cmd.Process.Pid))
+			if len(shm) > 0 {
+				t.Errorf("left behind in /dev/shm: %v", shm)
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer written by a child's stderr copier and
+// read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// childPIDs lists the live child processes of pid, from /proc.
+func childPIDs(pid int) []int {
+	return procScan(func(f []string) bool { return f[1] == strconv.Itoa(pid) })
+}
+
+// groupPIDs lists the live processes of process group pgid, from /proc.
+func groupPIDs(pgid int) []int {
+	return procScan(func(f []string) bool { return f[2] == strconv.Itoa(pgid) })
+}
+
+// procScan returns the pids whose /proc/PID/stat fields after the command
+// (state, ppid, pgrp, ...) match, zombies excluded.
+func procScan(match func(fields []string) bool) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')') // the command may contain spaces
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 3 || f[0] == "Z" || !match(f) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(st))); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

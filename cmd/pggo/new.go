@@ -113,12 +113,12 @@ import (
 )
 
 func init() {
-	// Register the worker's function, then the worker itself at server start.
+	// Register the worker's function, then the worker itself at server start
+	// (it runs this extension's library: no SetLibrary needed).
 	bgworker.RegisterFunction("{{.Name}}_main", workerMain)
 	pggo.OnInit(func() error {
 		return bgworker.New("{{.Name}} worker").
 			SetType("{{.Name}}").
-			SetLibrary("{{.Name}}").
 			SetFunction("{{.Name}}_main").
 			EnableSPIAccess().
 			SetRestartTime(5 * time.Second).
@@ -132,6 +132,8 @@ func workerMain(arg pggo.Datum) error {
 	if err := bgworker.ConnectWorkerToSPI("postgres", ""); err != nil {
 		return err
 	}
+	// One worker creates the table. Several starting together would race
+	// on it: take pg_advisory_xact_lock first (see pggo's README).
 	err := bgworker.Transaction(func() error {
 		_, err := spi.Exec("CREATE TABLE IF NOT EXISTS {{.Name}}_ticks(at timestamptz NOT NULL DEFAULT now(), note text)")
 		return err

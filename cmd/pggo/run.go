@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,19 +42,50 @@ func runRun(args []string) error {
 Builds the extension, starts a throwaway PostgreSQL cluster with it
 preloaded (data in a temporary directory, a Unix socket only), creates its
 SQL functions in database postgres, prints how to connect and streams the
-server log. Ctrl-C stops the server and removes the cluster.
+server log. Ctrl-C, SIGTERM or a closed output (SIGPIPE, e.g. piped into a
+tee that exits) stops the server and removes the cluster and the build.
 `)
 	if err != nil {
 		return err
 	}
+	// Every way pggo run is told to stop ends in the same clean-up: the
+	// server stopped and the temporary directory removed. Caught before
+	// anything is made, so no signal can end the process in between.
+	// SIGPIPE (output piped into a tee that dies) would otherwise kill the
+	// process at its next write; caught, the write fails with EPIPE instead.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	defer signal.Stop(stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stopSig atomic.Value // the signal that asked pggo run to stop
+	go func() {
+		select {
+		case sig := <-stop:
+			stopSig.Store(sig)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	stopped := func() (os.Signal, bool) {
+		sig, ok := stopSig.Load().(os.Signal)
+		return sig, ok
+	}
+
 	out, err := os.MkdirTemp("", "pggo-run-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(out)
 	os.Chmod(out, 0o755)
+	// go build's own work directory inside ours: if the build is killed,
+	// what it leaves goes with ours.
+	os.Setenv("GOTMPDIR", out)
 	fmt.Fprintln(os.Stderr, "pggo run: building")
-	res, err := bf.build(dir, out)
+	res, err := bf.buildContext(ctx, dir, out)
+	if sig, ok := stopped(); ok {
+		return fmt.Errorf("pggo run: %v while building; nothing left behind", sig)
+	}
 	if err != nil {
 		return err
 	}
@@ -67,12 +100,30 @@ server log. Ctrl-C stops the server and removes the cluster.
 		return err
 	}
 	defer c.Close()
+	var f *os.File // the server log, once it is streamed
+	shutdown := func(why string) error {
+		fmt.Fprintf(os.Stderr, "\npggo run: %s: stopping PostgreSQL\n", why)
+		err := c.Close()
+		if f != nil {
+			io.Copy(os.Stdout, f) // the shutdown's log lines
+		}
+		if err == nil {
+			fmt.Fprintln(os.Stderr, "pggo run: stopped, cluster removed")
+		}
+		return err
+	}
+	if sig, ok := stopped(); ok { // while the server started
+		return shutdown(sig.String())
+	}
 	if len(res.Exports.SQL) > 0 {
 		script, _ := os.ReadFile(res.SQLFile)
-		conn, err := pgx.Connect(context.Background(), c.ConnString())
+		conn, err := pgx.Connect(ctx, c.ConnString())
 		if err == nil {
-			_, err = conn.Exec(context.Background(), string(script))
+			_, err = conn.Exec(ctx, string(script))
 			conn.Close(context.Background())
+		}
+		if sig, ok := stopped(); ok {
+			return shutdown(sig.String())
 		}
 		if err != nil {
 			return fmt.Errorf("pggo run: creating the SQL functions: %v", err)
@@ -84,26 +135,20 @@ server log. Ctrl-C stops the server and removes the cluster.
   stop:     Ctrl-C
 `, c.PostmasterPID(), c.SocketDir(), c.Port(), c.LogPath())
 
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	f, err := os.Open(c.LogPath())
-	if err != nil {
+	if f, err = os.Open(c.LogPath()); err != nil {
 		return err
 	}
 	defer f.Close()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		io.Copy(os.Stdout, f)
+		if _, err := io.Copy(os.Stdout, f); errors.Is(err, syscall.EPIPE) {
+			return shutdown("output closed")
+		}
 		select {
-		case <-stop:
-			fmt.Fprintln(os.Stderr, "\npggo run: stopping PostgreSQL")
-			err := c.Close()
-			io.Copy(os.Stdout, f)
-			if err == nil {
-				fmt.Fprintln(os.Stderr, "pggo run: stopped, cluster removed")
-			}
-			return err
+		case <-ctx.Done():
+			sig, _ := stopped()
+			return shutdown(fmt.Sprint(sig))
 		case <-tick.C:
 			if !c.Running() {
 				io.Copy(os.Stdout, f)

@@ -47,7 +47,6 @@ func process(args *fmgr.Args) (any, error) {
 	for i := int32(0); i < n; i++ {
 		w, err := bgworker.New(fmt.Sprintf("dynamic worker %d of %d", i+1, n)).
 			SetType("dynamic").
-			SetLibrary("dynamic").
 			SetFunction("dynamic_worker_main").
 			EnableSPIAccess().
 			SetArgument(pggo.Int32Datum(i)).

@@ -44,7 +44,6 @@ func registerWorkers() error {
 	for i := 1; i <= n; i++ {
 		err := bgworker.New(fmt.Sprintf("worker_spi worker %d", i)).
 			SetType("worker_spi").
-			SetLibrary("worker_spi").
 			SetFunction("worker_spi_main").
 			EnableSPIAccess().
 			SetRestartTime(time.Second).

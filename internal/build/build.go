@@ -14,6 +14,7 @@ package build
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/build"
@@ -24,9 +25,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pggo/pggo/internal/pg"
 )
@@ -131,7 +134,9 @@ const FmgrPath = "github.com/pggo/pggo/fmgr"
 
 // FindExports lists the string literals passed to bgworker.RegisterFunction
 // and fmgr.Register in the main package in dir. Each name becomes a C symbol
-// of the loader, so it must be a literal and a C identifier.
+// of the loader, so it must be a literal and a C identifier. It also checks
+// every string literal given to a Builder's SetFunction against those names,
+// so a typo fails the build instead of the server's start.
 func FindExports(dir string) (*Exports, error) {
 	pkg, err := build.ImportDir(dir, 0)
 	if err != nil {
@@ -141,13 +146,19 @@ func FindExports(dir string) (*Exports, error) {
 		return nil, fmt.Errorf("pggo build: %s is package %s; an extension is a main package", dir, pkg.Name)
 	}
 	fset := token.NewFileSet()
-	seen := map[string]bool{}
-	ex := &Exports{}
+	var files []*ast.File
 	for _, f := range append(append([]string{}, pkg.GoFiles...), pkg.CgoFiles...) {
 		file, err := parser.ParseFile(fset, filepath.Join(dir, f), nil, 0)
 		if err != nil {
 			return nil, err
 		}
+		files = append(files, file)
+	}
+	builders := findBuilders(files)
+	seen := map[string]bool{}
+	ex := &Exports{}
+	var uses []functionUse
+	for _, file := range files {
 		aliases := map[string]string{} // local package name -> import path
 		for _, imp := range file.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
@@ -160,9 +171,8 @@ func FindExports(dir string) (*Exports, error) {
 			}
 			aliases[name] = p
 		}
-		if len(aliases) == 0 {
-			continue
-		}
+		// Files without either import are inspected too: they may call
+		// SetFunction on a Builder made in another file.
 		var inspectErr error
 		literal := func(call *ast.CallExpr, i int, what string) (string, bool) {
 			if len(call.Args) <= i {
@@ -187,6 +197,16 @@ func FindExports(dir string) (*Exports, error) {
 			}
 			sel, ok := call.Fun.(*ast.SelectorExpr)
 			if !ok {
+				return true
+			}
+			if sel.Sel.Name == "SetFunction" && len(call.Args) == 1 && builders.is(sel.X, aliases) {
+				// Only literals can be checked; a computed name is the
+				// server's to check when the worker is loaded.
+				if lit, ok := call.Args[0].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					v, _ := strconv.Unquote(lit.Value)
+					// The literal's position: a chain's call starts lines earlier.
+					uses = append(uses, functionUse{name: v, pos: fset.Position(lit.Pos())})
+				}
 				return true
 			}
 			id, ok := sel.X.(*ast.Ident)
@@ -232,7 +252,141 @@ func FindExports(dir string) (*Exports, error) {
 	}
 	sort.Strings(ex.Workers)
 	sort.Slice(ex.SQL, func(i, j int) bool { return ex.SQL[i].Name < ex.SQL[j].Name })
+	if err := checkFunctionUses(uses, ex); err != nil {
+		return nil, err
+	}
 	return ex, nil
+}
+
+// functionUse is a string literal given to Builder.SetFunction.
+type functionUse struct {
+	name string
+	pos  token.Position
+}
+
+// checkFunctionUses refuses SetFunction literals that name no registered
+// worker function, with the message the server would give at start.
+func checkFunctionUses(uses []functionUse, ex *Exports) error {
+	for _, u := range uses {
+		if slices.Contains(ex.Workers, u.name) {
+			continue
+		}
+		msg := fmt.Sprintf("pggo build: %s: SetFunction(%q): %q is not registered: call bgworker.RegisterFunction(%q, ...) in an init function",
+			u.pos, u.name, u.name, u.name)
+		if slices.ContainsFunc(ex.SQL, func(f SQLFunc) bool { return f.Name == u.name }) {
+			msg += " (it is a SQL function, registered with fmgr.Register)"
+		}
+		if len(ex.Workers) > 0 {
+			msg += " (registered worker functions: " + strings.Join(ex.Workers, ", ") + ")"
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// builderNames are the identifiers that, syntactically, hold or return a
+// bgworker.Builder. pggo build does not type-check (it would need the
+// extension's dependencies compiled), so scopes are ignored: a name counts
+// if it is bound to a Builder anywhere in the package. That is enough to
+// recognize the usual forms without mistaking another type's SetFunction.
+type builderNames struct {
+	vars  map[string]bool // variables, parameters, fields: var b = bgworker.New(...), b *bgworker.Builder
+	funcs map[string]bool // functions returning one: func dyn() *bgworker.Builder
+}
+
+// findBuilders collects builderNames over the package's files.
+func findBuilders(files []*ast.File) builderNames {
+	bn := builderNames{vars: map[string]bool{}, funcs: map[string]bool{}}
+	// Twice, so that a name bound in one file to a function of a later one
+	// is found too.
+	for _, file := range append(slices.Clone(files), files...) {
+		aliases := map[string]string{}
+		for _, imp := range file.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); p == BgworkerPath {
+				name := filepath.Base(p)
+				if imp.Name != nil {
+					name = imp.Name.Name
+				}
+				aliases[name] = p
+			}
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.FuncDecl:
+				if r := n.Type.Results; n.Recv == nil && r != nil && len(r.List) == 1 && isBuilderType(r.List[0].Type, aliases) {
+					bn.funcs[n.Name.Name] = true
+				}
+			case *ast.Field: // parameters, results, struct fields
+				if isBuilderType(n.Type, aliases) {
+					for _, id := range n.Names {
+						bn.vars[id.Name] = true
+					}
+				}
+			case *ast.ValueSpec:
+				for i, id := range n.Names {
+					if (n.Type != nil && isBuilderType(n.Type, aliases)) || (i < len(n.Values) && bn.is(n.Values[i], aliases)) {
+						bn.vars[id.Name] = true
+					}
+				}
+			case *ast.AssignStmt:
+				if len(n.Lhs) == len(n.Rhs) {
+					for i, l := range n.Lhs {
+						if id, ok := l.(*ast.Ident); ok && bn.is(n.Rhs[i], aliases) {
+							bn.vars[id.Name] = true
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	return bn
+}
+
+// isBuilderType reports whether t is bgworker.Builder or *bgworker.Builder.
+func isBuilderType(t ast.Expr, aliases map[string]string) bool {
+	if star, ok := t.(*ast.StarExpr); ok {
+		t = star.X
+	}
+	sel, ok := t.(*ast.SelectorExpr)
+	if !ok {
+		return false
+	}
+	id, ok := sel.X.(*ast.Ident)
+	return ok && aliases[id.Name] == BgworkerPath && sel.Sel.Name == "Builder"
+}
+
+// is reports whether e evaluates to a Builder: a chain of method calls
+// rooted at bgworker.New, at a call of a function returning a Builder, or at
+// a name bound to one.
+func (bn builderNames) is(e ast.Expr, aliases map[string]string) bool {
+	for {
+		switch x := e.(type) {
+		case *ast.ParenExpr:
+			e = x.X
+		case *ast.Ident:
+			return bn.vars[x.Name]
+		case *ast.SelectorExpr: // a field, such as s.builder
+			if id, ok := x.X.(*ast.Ident); ok && aliases[id.Name] != "" {
+				return false // a package-level name of bgworker or fmgr
+			}
+			return bn.vars[x.Sel.Name]
+		case *ast.CallExpr:
+			switch fun := x.Fun.(type) {
+			case *ast.Ident:
+				return bn.funcs[fun.Name]
+			case *ast.SelectorExpr:
+				if id, ok := fun.X.(*ast.Ident); ok && aliases[id.Name] != "" {
+					return aliases[id.Name] == BgworkerPath && fun.Sel.Name == "New"
+				}
+				e = fun.X // a method of the chain: look at its receiver
+			default:
+				return false
+			}
+		default:
+			return false
+		}
+	}
 }
 
 func callName(call *ast.CallExpr) string {
@@ -262,6 +416,14 @@ func isCIdentifier(s string) bool {
 
 func run(ctx context.Context, dir string, env []string, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
+	if ctx.Done() != nil {
+		// A build its caller can cancel stops whole: go build's compilers
+		// and linker too (its process group), so nothing writes into the
+		// output after the caller removed it. Such a caller handles the
+		// terminal's signals itself: the group is no longer the terminal's.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var outb bytes.Buffer

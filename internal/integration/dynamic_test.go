@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"regexp"
 	"sort"
@@ -32,6 +33,33 @@ func startDynamic(t *testing.T, settings map[string]string) (*pgtest.Cluster, *p
 		t.Fatalf("%s: %v", lib.SQLFile, err)
 	}
 	return c, conn
+}
+
+// createSetLatch creates the loader's pggo_set_latch as the README says,
+// once per cluster.
+func createSetLatch(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), fmt.Sprintf(
+		"CREATE OR REPLACE FUNCTION pggo_set_latch(pid int4) RETURNS bool AS '%s', 'pggo_set_latch' LANGUAGE C STRICT",
+		strings.ReplaceAll(testext(t).Loader, "'", "''"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// connectAs connects to c as role, closed when the test ends.
+func connectAs(t *testing.T, c *pgtest.Cluster, role string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(c.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User = role
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }
 
 func sqlState(err error) string {
@@ -99,6 +127,94 @@ func TestDynamicWorkers(t *testing.T) {
 		}
 		if pgtest.ProcessAlive(pid) {
 			t.Fatalf("worker %d still alive after WaitForShutdown", pid)
+		}
+	})
+
+	// WaitForStartup promises a started process with a pid, not a row in
+	// pg_stat_activity: that comes when the worker connects to a database.
+	t.Run("WaitForStartup: a pid before pg_stat_activity", func(t *testing.T) {
+		var pid int
+		if err := conn.QueryRow(ctx, "SELECT testext_launch('late', true, 0)").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		if !pgtest.ProcessAlive(pid) {
+			t.Fatalf("WaitForStartup returned pid %d, which is not alive", pid)
+		}
+		visible := func() bool {
+			var n int
+			if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
+		}
+		if visible() {
+			t.Fatalf("worker %d is in pg_stat_activity before it connected", pid)
+		}
+		// pggo_set_latch finds only processes in the proc array, which a
+		// worker joins when it connects.
+		createSetLatch(t, conn)
+		var woke bool
+		if err := conn.QueryRow(ctx, "SELECT pggo_set_latch($1)", pid).Scan(&woke); err != nil || woke {
+			t.Fatalf("pggo_set_latch(%d) before the worker connected: %v, %v; want false", pid, woke, err)
+		}
+		c.WaitLog(t, regexp.MustCompile(fmt.Sprintf(`testext late worker %d: waiting for SIGHUP`, pid)), 10*time.Second)
+		if visible() {
+			t.Fatalf("worker %d is in pg_stat_activity before it connected", pid)
+		}
+		if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil { // SIGHUP: the worker connects
+			t.Fatal(err)
+		}
+		pgtest.Eventually(t, 10*time.Second, "the worker in pg_stat_activity after it connected", func() (bool, error) {
+			return visible(), nil
+		})
+		if err := conn.QueryRow(ctx, "SELECT pggo_set_latch($1)", pid).Scan(&woke); err != nil || !woke {
+			t.Fatalf("pggo_set_latch(%d) after the worker connected: %v, %v; want true", pid, woke, err)
+		}
+		if _, err := conn.Exec(ctx, "SELECT testext_terminate_all()"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// The README's recipe: a superuser creates pggo_set_latch, revokes it
+	// from PUBLIC and grants it to the roles that may wake workers.
+	t.Run("pggo_set_latch privileges", func(t *testing.T) {
+		createSetLatch(t, conn)
+		for _, q := range []string{"CREATE ROLE setlatch_app LOGIN", "CREATE ROLE setlatch_other LOGIN"} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA setlatch AUTHORIZATION setlatch_app"); err != nil {
+			t.Fatal(err)
+		}
+		app, other := connectAs(t, c, "setlatch_app"), connectAs(t, c, "setlatch_other")
+		lib := testext(t)
+		// In a schema of its own: refused for the language, not the schema.
+		_, err := app.Exec(ctx, fmt.Sprintf("CREATE FUNCTION setlatch.my_set_latch(int4) RETURNS bool AS '%s', 'pggo_set_latch' LANGUAGE C STRICT",
+			strings.ReplaceAll(lib.Loader, "'", "''")))
+		if sqlState(err) != "42501" || !strings.Contains(err.Error(), "permission denied for language c") {
+			t.Fatalf("a non-superuser creating the C function: %v, want permission denied for language c (42501)", err)
+		}
+		var woke bool
+		if err := other.QueryRow(ctx, "SELECT pggo_set_latch(pg_backend_pid())").Scan(&woke); err != nil || !woke {
+			t.Fatalf("PUBLIC may execute a new function by default: %v, %v", woke, err)
+		}
+		if err := other.QueryRow(ctx, "SELECT pggo_set_latch(1)").Scan(&woke); err != nil || woke {
+			t.Fatalf("pggo_set_latch of a pid that is no PostgreSQL process: %v, %v; want false", woke, err)
+		}
+		for _, q := range []string{
+			"REVOKE EXECUTE ON FUNCTION pggo_set_latch(int4) FROM PUBLIC",
+			"GRANT EXECUTE ON FUNCTION pggo_set_latch(int4) TO setlatch_app",
+		} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := other.Exec(ctx, "SELECT pggo_set_latch(pg_backend_pid())"); sqlState(err) != "42501" {
+			t.Fatalf("after REVOKE FROM PUBLIC: %v, want permission denied (42501)", err)
+		}
+		if err := app.QueryRow(ctx, "SELECT pggo_set_latch(pg_backend_pid())").Scan(&woke); err != nil || !woke {
+			t.Fatalf("the granted role: %v, %v", woke, err)
 		}
 	})
 

@@ -379,6 +379,7 @@ func TestValidation(t *testing.T) {
 		"type":     `background worker "pggo invalid": type: 96 bytes is too long: PostgreSQL keeps at most 95 bytes`,
 		"extra":    `background worker "pggo invalid": extra: 128 bytes is too long: PostgreSQL keeps at most 127 bytes \(BGW_EXTRALEN-1\)`,
 		"nul":      `background worker "pggo invalid": extra: contains a NUL byte`,
+		"utf8":     `background worker "pggo invalid": type: byte 5 \(0xff\) is not valid UTF-8`,
 		"function": `background worker "pggo invalid": function: "not_registered" is not registered`,
 		"library":  `background worker "pggo invalid": library: "some_other_library" is not this extension`,
 		"restart":  `background worker "pggo invalid": restart time: 1.5s is not a whole number of seconds`,

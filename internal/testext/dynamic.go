@@ -17,6 +17,7 @@ func init() {
 	bgworker.RegisterFunction("testext_dyn_sleep", dynSleep)
 	bgworker.RegisterFunction("testext_dyn_exit", dynExit)
 	bgworker.RegisterFunction("testext_dyn_error", dynError)
+	bgworker.RegisterFunction("testext_dyn_late", dynLate)
 	fmgr.Register("testext_launch", "(fn text, notify bool, restart_seconds int4) RETURNS int4", launch)
 	fmgr.Register("testext_untracked", "() RETURNS text", untracked)
 	fmgr.Register("testext_launch_cycle", "() RETURNS int8", launchCycle)
@@ -36,7 +37,6 @@ func dynBuilder(fn string, restart int32) *bgworker.Builder {
 		b.SetRestartTime(time.Duration(restart) * time.Second)
 	}
 	return b.SetType("pggo_dyn").
-		SetLibrary("testext").
 		SetFunction("testext_dyn_" + fn).
 		EnableSPIAccess().
 		SetExtra(strconv.FormatInt(time.Now().UnixNano(), 10))
@@ -148,6 +148,27 @@ func fail(args *fmgr.Args) (any, error) {
 func dynSleep(pggo.Datum) error {
 	bgworker.AttachSignalHandlers(bgworker.SIGTERM)
 	// Connected workers show in pg_stat_activity.
+	if err := bgworker.ConnectWorkerToSPI("postgres", ""); err != nil {
+		return err
+	}
+	for bgworker.WaitLatch(time.Minute) {
+	}
+	return nil
+}
+
+// dynLate connects to a database only after a SIGHUP (pg_reload_conf()):
+// until then it runs but is not in pg_stat_activity, which shows what
+// WaitForStartup does and does not wait for.
+func dynLate(pggo.Datum) error {
+	bgworker.AttachSignalHandlers(bgworker.SIGHUP | bgworker.SIGTERM)
+	// Until now SIGHUP was ignored (PostgreSQL's default in a worker): the
+	// test waits for this line before it sends one.
+	bgworker.Logf("testext late worker %d: waiting for SIGHUP to connect", os.Getpid())
+	for !bgworker.SighupReceived() {
+		if !bgworker.WaitLatch(time.Minute) {
+			return nil
+		}
+	}
 	if err := bgworker.ConnectWorkerToSPI("postgres", ""); err != nil {
 		return err
 	}

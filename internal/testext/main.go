@@ -70,7 +70,12 @@ func register() error {
 		case "nul":
 			b.SetExtra("a\x00b")
 		case "function":
-			b.SetFunction("not_registered")
+			// Not a literal: pggo build refuses a literal that names no
+			// registered function, and this case tests the server's check.
+			unregistered := "not_registered"
+			b.SetFunction(unregistered)
+		case "utf8":
+			b.SetType("pggo_\xff")
 		case "library":
 			b.SetLibrary("some_other_library")
 		case "restart":

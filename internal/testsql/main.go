@@ -26,7 +26,6 @@ func init() {
 	pggo.OnInit(func() error {
 		return bgworker.New("pggo sqldriver test").
 			SetType("pggo_test_sqldriver").
-			SetLibrary("testsql").
 			SetFunction("testsql_main").
 			EnableSPIAccess().
 			Load()

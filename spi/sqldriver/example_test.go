@@ -32,6 +32,9 @@ func Example() {
 		panic(err)
 	}
 	defer db.Close()
+	// A worker has no request context: contexts are checked before each
+	// call, so Background is right until bgworker.Context() (ending on
+	// SIGTERM) exists.
 	ctx := context.Background()
 
 	for bgworker.WaitLatch(10 * time.Second) {

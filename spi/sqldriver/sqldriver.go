@@ -6,11 +6,22 @@
 //	import _ "github.com/pggo/pggo/spi/sqldriver" // registers "pggo-spi"
 //
 //	db, err := sql.Open("pggo-spi", "") // once, at the start of the worker
+//	ctx := context.Background()         // a worker has no request context (bgworker.Context() once it exists)
 //	...
 //	err = bgworker.Transaction(func() error {
 //		_, err := db.ExecContext(ctx, "INSERT INTO events(kind, at) VALUES ($1, $2)", "start", time.Now())
 //		return err
 //	})
+//
+// # sqlx
+//
+// sqlx chooses its placeholders (for Rebind, In, NamedExec, ...) from the
+// driver name it is given, and does not know "pggo-spi": it would write ?,
+// which PostgreSQL rejects. Give it a name it maps to $1, or register one:
+//
+//	db := sqlx.NewDb(sqldriver.OpenDB(), "pgx") // the driver is still pggo-spi
+//	// or, once: sqlx.BindDriver(sqldriver.DriverName, sqlx.DOLLAR)
+//	//           db := sqlx.NewDb(sqldriver.OpenDB(), sqldriver.DriverName)
 //
 // # Where and when
 //
