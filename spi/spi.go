@@ -14,11 +14,17 @@
 //	})
 //
 // Arguments are always bound as parameters ($1, $2, ...), never spliced into
-// the SQL text. Go nil is NULL; int, int32, int64, float64, bool, string,
-// []byte and time.Time (and pointers to them) map to int8, int4, int8,
-// float8, bool, text-or-inferred, bytea and timestamptz. A string parameter
-// takes whatever type PostgreSQL infers for it, so "42" can feed an integer
-// column. Scan accepts the same types, pointers to pointers for NULL
+// the SQL text. Go nil is NULL; int, int32, int64, float64, bool, string and
+// []byte (and pointers to them) map to int8, int4, int8, float8, bool,
+// text-or-inferred and bytea. A string parameter takes whatever type
+// PostgreSQL infers for it, so "42" can feed an integer column. A time.Time
+// takes the type the statement gives it: timestamptz gets its instant,
+// timestamp its wall clock in its own Location, date that wall clock's day,
+// whatever the server's TimeZone (write $1::timestamptz where nothing else
+// gives the type).
+//
+// A Go SQL function (package fmgr) cannot use spi yet, not even when a
+// worker's own statement calls it: calls return an error with SQLSTATE 0A000. Scan accepts the same types, pointers to pointers for NULL
 // (**string), sql.Scanner (sql.NullString, ...), and *any.
 //
 // A failed statement returns a *pggo.Error with its SQLSTATE; the
