@@ -47,7 +47,9 @@ func runWorker(function string, arg uintptr) (err error) {
 	if self, err = pg.Info(); err != nil {
 		return err
 	}
+	startRuntime()
 	defer func() {
+		stopRuntime()
 		if r := recover(); r != nil {
 			if a, ok := r.(pg.Abort); ok {
 				err = a.Err
@@ -113,6 +115,36 @@ func WaitLatch(timeout time.Duration) bool {
 	if postmasterGone {
 		pg.ProcExit(1)
 	}
+	var deadline time.Time
+	if ms >= 0 {
+		deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
+	}
+	for {
+		ev := waitOnce(ms)
+		if ev&pg.EventPostmasterDeath != 0 {
+			postmasterGone = true
+			return false
+		}
+		// Work queued by goroutines (Do, logs) was served: that is not a
+		// wake-up of the worker's own, so wait on for the rest of the time.
+		if ev&pg.EventWork == 0 || ev&(pg.EventLatch|pg.EventTimeout) != 0 || pg.SigtermSeen() {
+			break
+		}
+		if ms >= 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			ms = int64((left + time.Millisecond - 1) / time.Millisecond)
+		}
+	}
+	return !pg.SigtermSeen()
+}
+
+// waitOnce is one wait on the latch, with the work goroutines queued served
+// before and after it.
+func waitOnce(ms int64) int {
+	serveWork()
 	checkDeferred()
 	ev, err := pg.WaitLatch(ms)
 	if err != nil {
@@ -120,12 +152,10 @@ func WaitLatch(timeout time.Duration) bool {
 		// log it and keep the worker alive, as a backend would.
 		pg.Log(pg.LogWarning, fmt.Sprintf("bgworker.WaitLatch: %v", err))
 	}
+	refreshLogLevel()
+	serveWork()
 	checkDeferred()
-	if ev&pg.EventPostmasterDeath != 0 {
-		postmasterGone = true
-		return false
-	}
-	return !pg.SigtermSeen()
+	return ev
 }
 
 // WorkerContinue reports whether the worker may go on: false after SIGTERM,

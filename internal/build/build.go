@@ -543,5 +543,12 @@ func SQLScript(loader string, funcs []SQLFunc) string {
 		fmt.Fprintf(&b, "CREATE OR REPLACE FUNCTION %s%s\n    AS %s, '%s' LANGUAGE C;\n", f.Name, f.Signature, lit, f.Name)
 		fmt.Fprintf(&b, "REVOKE ALL ON FUNCTION %s FROM PUBLIC;\n", f.Name)
 	}
+	// Every loader can wake pggo workers from SQL (plain C, no Go in the
+	// calling backend); see the README's "Waking a worker from SQL".
+	b.WriteString("-- Wake a pggo worker by pid, or every worker of a type (bgw_type).\n")
+	for _, f := range []SQLFunc{{"pggo_wake", "(pid int4) RETURNS bool STRICT"}, {"pggo_wake_type", "(worker_type text) RETURNS int4 STRICT"}} {
+		fmt.Fprintf(&b, "CREATE OR REPLACE FUNCTION %s%s\n    AS %s, '%s' LANGUAGE C;\n", f.Name, f.Signature, lit, f.Name)
+		fmt.Fprintf(&b, "REVOKE ALL ON FUNCTION %s FROM PUBLIC;\n", f.Name)
+	}
 	return b.String()
 }

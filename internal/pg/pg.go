@@ -67,6 +67,9 @@ static int call_spi_fetch(const char *portal, long batch, pggo_buf *out, pggo_er
 static int call_spi_close_cursor(const char *portal, pggo_error *err) { return api->spi_close_cursor(portal, err); }
 static int call_subxact(int op, int *level, pggo_error *err) { return api->subxact(op, level, err); }
 static int call_log(int level, const char *msg, size_t len, pggo_error *err) { return api->log(level, msg, len, err); }
+static void call_notify_work(void) { api->notify_work(); }
+static void call_set_notify_fd(int fd) { api->set_notify_fd(fd); }
+static int call_postmaster_death_fd(void) { return api->postmaster_death_fd(); }
 static int call_exit_process(int code, const char *msg, const char *detail) { return api->exit_process(code, msg, detail); }
 static int call_param_roundtrip(const char *params, size_t len, unsigned type, char **text, int *isnull, pggo_error *err) {
 	return api->param_roundtrip(params, len, type, text, isnull, err);
@@ -101,6 +104,7 @@ const (
 	EventLatch           = int(C.PGGO_EV_LATCH)
 	EventTimeout         = int(C.PGGO_EV_TIMEOUT)
 	EventPostmasterDeath = int(C.PGGO_EV_POSTMASTER_DEATH)
+	EventWork            = int(C.PGGO_EV_WORK)
 
 	LogDebug   = int(C.PGGO_LOG_DEBUG)
 	LogLog     = int(C.PGGO_LOG_LOG)
@@ -247,6 +251,32 @@ func SetMyLatch() {
 	if Available() {
 		C.call_set_my_latch()
 	}
+}
+
+// NotifyWork wakes the worker's WaitLatch to serve work queued from another
+// goroutine (bgworker.Do, log records), without counting as a Wake. Safe
+// from any goroutine.
+func NotifyWork() {
+	if Available() {
+		C.call_notify_work()
+	}
+}
+
+// SetNotifyFD gives the loader the write end of a non-blocking pipe: its
+// SIGTERM handler writes a byte there (bgworker.Context listens).
+func SetNotifyFD(fd int) {
+	if Available() {
+		C.call_set_notify_fd(C.int(fd))
+	}
+}
+
+// PostmasterDeathFD is PostgreSQL's postmaster-death pipe (read end; EOF
+// once the postmaster died), or -1.
+func PostmasterDeathFD() int {
+	if !Available() {
+		return -1
+	}
+	return int(C.call_postmaster_death_fd())
 }
 
 // WaitLatch waits on the worker's latch (timeoutMS < 0: no timeout).

@@ -34,7 +34,10 @@
 /* These are needed by the signal stack, waking other processes and reloads */
 #include <limits.h>
 #include <signal.h>
+#include <unistd.h>
+#include "postmaster/postmaster.h"
 #include "storage/procarray.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 #include "pggo_loader.h"
@@ -49,8 +52,14 @@ static volatile sig_atomic_t got_sigterm = 0;
 static volatile sig_atomic_t sigterm_seen = 0;
 static volatile sig_atomic_t sighup_wake = 0;
 
-/* Set by api_set_my_latch from any thread; consumed by WaitLatch. */
+/* Set by api_set_my_latch from any thread, or by pggo_wake; consumed by WaitLatch. */
 static int	wake_pending = 0;
+
+/* Set when Go queued work for the worker's thread (bgworker.Do, logs). */
+static int	work_pending = 0;
+
+/* Where the SIGTERM handler tells Go (bgworker.Context); -1: nobody listens. */
+static volatile sig_atomic_t notify_fd = -1;
 
 /*
  * SIGTERM. Until the worker takes SIGTERM over with AttachSignalHandlers, it
@@ -65,6 +74,11 @@ pggo_sigterm_handler(SIGNAL_ARGS)
 
 	got_sigterm = 1;
 	sigterm_seen = 1;
+	if (notify_fd >= 0)
+	{
+		/* write() is async-signal-safe; the pipe is non-blocking. */
+		ssize_t		rc pg_attribute_unused() = write(notify_fd, "T", 1);
+	}
 	if (wake_flags & PGGO_WAKE_SIGTERM)
 		SetLatch(MyLatch);
 	else
@@ -86,6 +100,21 @@ pggo_sighup_handler(SIGNAL_ARGS)
 	ConfigReloadPending = true;
 	if (wake_flags & PGGO_WAKE_SIGHUP)
 		SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * SIGUSR2: pggo_wake from SQL. Background workers ignore SIGUSR2, so the
+ * signal is free; unlike a bare SetLatch it is recorded, so a statement
+ * waiting on the latch cannot swallow it, and it reloads nothing.
+ */
+static void
+pggo_sigusr2_handler(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	__atomic_store_n(&wake_pending, 1, __ATOMIC_SEQ_CST);
+	SetLatch(MyLatch);
 	errno = save_errno;
 }
 
@@ -124,6 +153,7 @@ pggo_install_worker_signals(void)
 {
 	pqsignal(SIGTERM, pggo_sigterm_handler);
 	pqsignal(SIGHUP, pggo_sighup_handler);
+	pqsignal(SIGUSR2, pggo_sigusr2_handler);
 	pggo_use_signal_stack();
 	BackgroundWorkerUnblockSignals();
 }
@@ -165,6 +195,34 @@ api_set_my_latch(void)
 		SetLatch(MyLatch);
 }
 
+/* Go queued work for the worker's thread: wake it, recorded apart from Wake. */
+void
+api_notify_work(void)
+{
+	__atomic_store_n(&work_pending, 1, __ATOMIC_SEQ_CST);
+	if (MyLatch != NULL)
+		SetLatch(MyLatch);
+}
+
+/* Go's end of the SIGTERM notification pipe (non-blocking write end). */
+void
+api_set_notify_fd(int fd)
+{
+	notify_fd = fd;
+	/* A SIGTERM that came before Go listened is told at once. */
+	if (fd >= 0 && sigterm_seen)
+	{
+		ssize_t		rc pg_attribute_unused() = write(fd, "T", 1);
+	}
+}
+
+/* The read end of the postmaster-death pipe: EOF once the postmaster died. */
+int
+api_postmaster_death_fd(void)
+{
+	return IsUnderPostmaster ? postmaster_alive_fds[POSTMASTER_FD_WATCH] : -1;
+}
+
 /* Consume every recorded reason to wake; true if there was one. */
 static bool
 take_recorded_wake(void)
@@ -195,11 +253,20 @@ op_wait(void *p)
 	long		remaining = a->timeout_ms;
 	PggoFrame  *frame = pggo_frame();
 
+	bool		work = false;
+
+	if (__atomic_exchange_n(&work_pending, 0, __ATOMIC_SEQ_CST))
+		work = true;
 	if (take_recorded_wake())
 	{
 		/* Its latch was set and maybe consumed by a statement: do not sleep. */
 		ResetLatch(MyLatch);
 		rc = WL_LATCH_SET;
+	}
+	else if (work)
+	{
+		/* Go's work is served first; the caller waits again after it. */
+		ResetLatch(MyLatch);
 	}
 	else
 	{
@@ -224,10 +291,18 @@ op_wait(void *p)
 			break;
 		}
 		/* This wait served whatever was recorded meanwhile. */
-		if (take_recorded_wake())
+		if (__atomic_exchange_n(&work_pending, 0, __ATOMIC_SEQ_CST))
+		{
+			work = true;
+			/* Set by the work alone: not a wake-up of the worker's own. */
+			if (!take_recorded_wake())
+				rc &= ~WL_LATCH_SET;
+		}
+		else if (take_recorded_wake())
 			rc |= WL_LATCH_SET;
 	}
-	a->events = ((rc & WL_LATCH_SET) ? PGGO_EV_LATCH : 0) |
+	a->events = (work ? PGGO_EV_WORK : 0) |
+		((rc & WL_LATCH_SET) ? PGGO_EV_LATCH : 0) |
 		((rc & WL_TIMEOUT) ? PGGO_EV_TIMEOUT : 0) |
 		((rc & WL_POSTMASTER_DEATH) ? PGGO_EV_POSTMASTER_DEATH : 0);
 
@@ -270,6 +345,59 @@ api_postmaster_alive(pggo_error *err)
 	if (pggo_guard(op_postmaster_alive, &alive, err) != 0)
 		return -1;
 	return alive ? 1 : 0;
+}
+
+
+/* ---------------------------------------------------------------------
+ * SQL-callable: pggo_wake(pid int4) RETURNS bool,
+ *				 pggo_wake_type(type text) RETURNS int4
+ *
+ * Wake a pggo worker (its WaitLatch returns) from SQL, e.g. after an INSERT
+ * into its queue, by pid or by worker type (bgw_type, pg_stat_activity's
+ * backend_type). The wake-up is SIGUSR2, which every background worker
+ * ignores unless it is pggo's, where it is recorded: never lost to a
+ * statement the worker is running, and it reloads no configuration. Only
+ * background workers are signalled. pggo build's NAME.sql creates both and
+ * revokes them from PUBLIC: GRANT EXECUTE to the roles that may wake
+ * workers. Plain C: a backend calling them never loads Go.
+ * ---------------------------------------------------------------------
+ */
+static bool
+wake_worker(pid_t pid)
+{
+	if (pid <= 0 || GetBackgroundWorkerTypeByPid(pid) == NULL)
+		return false;
+	return kill(pid, SIGUSR2) == 0;
+}
+
+PG_FUNCTION_INFO_V1(pggo_wake);
+
+Datum
+pggo_wake(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(wake_worker(PG_GETARG_INT32(0)));
+}
+
+PG_FUNCTION_INFO_V1(pggo_wake_type);
+
+Datum
+pggo_wake_type(PG_FUNCTION_ARGS)
+{
+	char	   *type = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int			n = 0;
+
+	for (uint32 i = 0; i < ProcGlobal->allProcCount; i++)
+	{
+		pid_t		pid = ProcGlobal->allProcs[i].pid;
+		const char *t;
+
+		if (pid <= 0 || pid == MyProcPid)
+			continue;
+		t = GetBackgroundWorkerTypeByPid(pid);
+		if (t != NULL && strcmp(t, type) == 0 && kill(pid, SIGUSR2) == 0)
+			n++;
+	}
+	PG_RETURN_INT32(n);
 }
 
 

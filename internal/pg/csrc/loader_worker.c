@@ -293,5 +293,8 @@ pggo_make_api(void)
 	api.subxact = api_subxact;
 	api.exit_process = api_exit_process;
 	api.param_roundtrip = api_param_roundtrip;
+	api.notify_work = api_notify_work;
+	api.set_notify_fd = api_set_notify_fd;
+	api.postmaster_death_fd = api_postmaster_death_fd;
 	return &api;
 }

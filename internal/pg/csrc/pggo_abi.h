@@ -53,7 +53,8 @@ enum
 {
 	PGGO_EV_LATCH = 1,
 	PGGO_EV_TIMEOUT = 2,
-	PGGO_EV_POSTMASTER_DEATH = 4
+	PGGO_EV_POSTMASTER_DEATH = 4,
+	PGGO_EV_WORK = 8			/* Go queued work for the worker's thread */
 };
 
 /* An error copied out of PostgreSQL's ErrorData; strings are malloc'd. */
@@ -161,6 +162,12 @@ typedef struct pggo_api
 	 * (malloc'd); for the fuzz tests of the parameter path. */
 	int			(*param_roundtrip) (const char *params, size_t len, unsigned type,
 									char **text, int *isnull, pggo_error *err);
+
+	/* The Go-native runtime (bgworker.Context, Do, the slog handler). Any
+	 * thread may call these three. */
+	void		(*notify_work) (void);
+	void		(*set_notify_fd) (int fd);
+	int			(*postmaster_death_fd) (void);
 } pggo_api;
 
 /* Operations on a dynamic worker's handle (pggo_api.bgw_handle). */
