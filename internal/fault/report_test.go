@@ -1,0 +1,193 @@
+package fault
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pggo/pggo/internal/build"
+)
+
+// scenario is one test's entry in the report.
+type scenario struct {
+	mu       sync.Mutex
+	test     string
+	title    string
+	about    string
+	status   string // PASS, FAIL, SKIP; "" while running
+	failures []string
+	figures  [][2]string
+	took     time.Duration
+}
+
+var (
+	reportMu  sync.Mutex
+	scenarios []*scenario
+)
+
+func addScenario(test, title string) *scenario {
+	s := &scenario{test: test, title: title}
+	reportMu.Lock()
+	scenarios = append(scenarios, s)
+	reportMu.Unlock()
+	return s
+}
+
+func (s *scenario) fail(msg string) {
+	s.mu.Lock()
+	s.failures = append(s.failures, msg)
+	s.mu.Unlock()
+}
+
+func (s *scenario) finish(failed, skipped bool, took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.took = took
+	switch {
+	case failed:
+		s.status = "FAIL"
+	case skipped:
+		s.status = "SKIP"
+	default:
+		s.status = "PASS"
+	}
+}
+
+// about describes the scenario in the report.
+func (t *tracked) about(text string) {
+	t.res.mu.Lock()
+	t.res.about = text
+	t.res.mu.Unlock()
+}
+
+// fig records a figure for the report and logs it.
+func (t *tracked) fig(name, format string, args ...any) {
+	t.TB.Helper()
+	v := fmt.Sprintf(format, args...)
+	t.res.mu.Lock()
+	t.res.figures = append(t.res.figures, [2]string{name, v})
+	t.res.mu.Unlock()
+	t.Logf("%s: %s", name, v)
+}
+
+// reportPath is where the figures go: -reliability, or the temporary
+// directory. Only a soak run may write RELIABILITY.md.
+func reportPath() (string, error) {
+	p := *reliability
+	if p == "" {
+		return filepath.Join(os.TempDir(), fmt.Sprintf("pggo-fault-figures-%s.md", pick("quick", "soak"))), nil
+	}
+	if filepath.Base(p) == "RELIABILITY.md" && !soak() {
+		return "", fmt.Errorf("-reliability %s: only a soak run (-soak) writes RELIABILITY.md", p)
+	}
+	return p, nil
+}
+
+func writeReport() error {
+	reportMu.Lock()
+	defer reportMu.Unlock()
+	if len(scenarios) == 0 {
+		return nil
+	}
+	path, err := reportPath()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(render()), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("fault: figures written to %s\n", path)
+	return nil
+}
+
+func render() string {
+	var b strings.Builder
+	kind := pick("quick run (`go test ./internal/fault`)", "soak run (`make soak`)")
+	fmt.Fprintf(&b, "# Reliability\n\n")
+	fmt.Fprintf(&b, "What pggo's fault suite (`internal/fault`, issue 9) measured. Written by the %s;\n", kind)
+	b.WriteString("`make soak` rewrites this file, so edit the suite, not the file.\n\n")
+	fmt.Fprintf(&b, "- when: %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "- source: %s\n", gitDescribe())
+	fmt.Fprintf(&b, "- server: %s; %s; %d CPU cores\n", pgVersion(), runtime.Version(), runtime.NumCPU())
+	b.WriteString("\nA FAIL below is a defect the scenario proves (or a regression): each failure\n" +
+		"message says what went wrong. Crash recoveries are counted from the server log.\n\n")
+
+	b.WriteString("## Summary\n\n| scenario | result | time |\n|---|---|---|\n")
+	for _, s := range scenarios {
+		fmt.Fprintf(&b, "| %s (`%s`) | %s | %.1f s |\n", s.title, s.test, orDash(s.status), s.took.Seconds())
+	}
+	for _, s := range scenarios {
+		fmt.Fprintf(&b, "\n## %s\n\n", s.title)
+		if s.about != "" {
+			fmt.Fprintf(&b, "%s\n\n", s.about)
+		}
+		fmt.Fprintf(&b, "`%s`: **%s** in %.1f s.\n\n", s.test, orDash(s.status), s.took.Seconds())
+		if len(s.figures) > 0 {
+			b.WriteString("| figure | value |\n|---|---|\n")
+			for _, f := range s.figures {
+				fmt.Fprintf(&b, "| %s | %s |\n", f[0], cell(f[1]))
+			}
+			b.WriteString("\n")
+		}
+		if len(s.failures) > 0 {
+			b.WriteString("Failures:\n\n")
+			for i, f := range s.failures {
+				if i == 8 {
+					fmt.Fprintf(&b, "- ... and %d more\n", len(s.failures)-i)
+					break
+				}
+				fmt.Fprintf(&b, "```\n%s\n```\n", clip(f, 12))
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// cell makes a value fit in a Markdown table cell.
+func cell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", "<br>").Replace(s)
+}
+
+// clip keeps the first n lines of s.
+func clip(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("... (%d more lines)", len(lines)-n))
+	}
+	return strings.ReplaceAll(strings.Join(lines, "\n"), "```", "'''")
+}
+
+func gitDescribe() string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown commit"
+	}
+	rev := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		rev += " with local changes"
+	}
+	return "commit " + rev
+}
+
+func pgVersion() string {
+	out, err := exec.Command(build.DefaultPGConfig(), "--version").Output()
+	if err != nil {
+		return "PostgreSQL (version unknown)"
+	}
+	return strings.TrimSpace(string(out))
+}
