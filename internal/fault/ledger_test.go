@@ -36,13 +36,15 @@ func TestLedgerWithoutAbortedErrors(t *testing.T) {
 	runLedger(tb, []faultplan.Ending{faultplan.AbortedFault})
 }
 
-const ledgerAbout = ("Ledger workers run transactions planned by `internal/faultplan` (same seed in the worker " +
-		"and in the test): each level (the transaction, then up to 3 nested `spi.Savepoint`s) inserts rows " +
-		"and ends by committing, returning a `*pggo.Error`, panicking, a failing statement (9 SQLSTATEs), a " +
-		"swallowed failing statement, a statement retried in the aborted savepoint, an ERROR raised inside the " +
-		"aborted savepoint (`LoadDynamic` with no free slot), or (transaction only) a deferred-key failure at " +
-		"commit. Afterwards every row of a committed level must be in `fault_ledger` and no other row.")
+// ledgerAbout describes the ledger scenario in the report.
+const ledgerAbout = "Ledger workers run transactions planned by `internal/faultplan` (same seed in the worker " +
+	"and in the test): each level (the transaction, then up to 3 nested `spi.Savepoint`s) inserts rows " +
+	"and ends by committing, returning a `*pggo.Error`, panicking, a failing statement (9 SQLSTATEs), a " +
+	"swallowed failing statement, a statement retried in the aborted savepoint, an ERROR raised inside the " +
+	"aborted savepoint (`LoadDynamic` with no free slot), or (transaction only) a deferred-key failure at " +
+	"commit. Afterwards every row of a committed level must be in `fault_ledger` and no other row."
 
+// runLedger runs the ledger scenario with the plan's exclude endings left out.
 func runLedger(tb *tracked, exclude []faultplan.Ending) {
 	planner := faultplan.Planner{Seed: ledgerSeed, Exclude: exclude}
 	var slugs []string
