@@ -182,24 +182,31 @@ type progress struct {
 // progressOf reads fault_progress, by "kind/worker".
 func progressOf(t testing.TB, conn *pgx.Conn) map[string]progress {
 	t.Helper()
+	p, err := readProgress(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readProgress is progressOf returning its error: the table exists only
+// once a worker has created it.
+func readProgress(conn *pgx.Conn) (map[string]progress, error) {
 	rows, err := conn.Query(context.Background(),
 		"SELECT kind || '/' || worker, coalesce(pid, 0), n, sighups, cancels, unexpected, coalesce(last_error, '') FROM fault_progress")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out := map[string]progress{}
 	for rows.Next() {
 		var k string
 		var p progress
 		if err := rows.Scan(&k, &p.PID, &p.N, &p.Sighups, &p.Cancels, &p.Bad, &p.LastError); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		out[k] = p
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return out, rows.Err()
 }
 
 // waitProgress waits until each of the want busy workers ("kind/worker")
@@ -208,7 +215,10 @@ func waitProgress(t testing.TB, conn *pgx.Conn, want []string, base map[string]p
 	t.Helper()
 	var last map[string]progress
 	pgtest.Eventually(t, timeout, what, func() (bool, error) {
-		last = progressOf(t, conn)
+		var err error
+		if last, err = readProgress(conn); err != nil {
+			return false, err
+		}
 		for _, k := range want {
 			p, ok := last[k]
 			if !ok || p.N < base[k].N+min {

@@ -109,8 +109,12 @@ func busyMain(kind string, arg pggo.Datum, unit func() error) error {
 				}
 			}
 		}
+		napStart := time.Now()
 		if !bgworker.WaitLatch(nap) {
-			bgworker.Logf("faultext %s %d: leaving after SIGTERM", kind, b.worker)
+			// How long the nap took tells a prompt SIGTERM from one that
+			// waited for the naptime (or for some other wake-up).
+			bgworker.Logf("faultext %s %d: leaving after SIGTERM (the nap's WaitLatch returned after %d ms)",
+				kind, b.worker, time.Since(napStart).Milliseconds())
 			return nil
 		}
 		if bgworker.SighupReceived() {

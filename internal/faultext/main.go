@@ -27,6 +27,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -143,18 +144,30 @@ func connect() error {
 	if err := bgworker.ConnectWorkerToSPI("postgres", ""); err != nil {
 		return err
 	}
-	return bgworker.Transaction(func() error {
+	for {
 		// CREATE TABLE IF NOT EXISTS races between sessions without a lock.
-		if _, err := spi.Exec("SELECT pg_advisory_xact_lock($1)", 4243); err != nil {
-			return err
-		}
-		for _, q := range setupSQL {
-			if _, err := spi.Exec(q); err != nil {
+		// The lock is tried, not waited for: a lock wait arms PostgreSQL's
+		// deadlock timer, whose SIGALRM may come any time later and wake
+		// the worker's latch, which would hide lost wake-ups from the suite.
+		var got bool
+		err := bgworker.Transaction(func() error {
+			if err := spi.QueryRow("SELECT pg_try_advisory_xact_lock($1)", 4243).Scan(&got); err != nil || !got {
 				return err
 			}
+			for _, q := range setupSQL {
+				if _, err := spi.Exec(q); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || got {
+			return err
 		}
-		return nil
-	})
+		if !bgworker.WaitLatch(10 * time.Millisecond) {
+			return errors.New("faultext: SIGTERM before the tables were created")
+		}
+	}
 }
 
 // record stores one observation in fault_results in its own transaction.
