@@ -6,11 +6,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pggo/pggo/internal/build"
+	"github.com/pggo/pggo/pgtest"
 )
 
 // scenario is one test's entry in the report.
@@ -22,6 +24,9 @@ type scenario struct {
 	status   string // PASS, FAIL, SKIP; "" while running
 	failures []string
 	figures  [][2]string
+	keys     [][2]string // the headline figures, also in figures
+	crashes  int         // crash recoveries seen, -1 if not counted
+	expected int         // crash recoveries the scenario provokes on purpose
 	took     time.Duration
 }
 
@@ -31,7 +36,7 @@ var (
 )
 
 func addScenario(test, title string) *scenario {
-	s := &scenario{test: test, title: title}
+	s := &scenario{test: test, title: title, crashes: -1}
 	reportMu.Lock()
 	scenarios = append(scenarios, s)
 	reportMu.Unlock()
@@ -73,6 +78,59 @@ func (t *tracked) fig(name, format string, args ...any) {
 	t.res.figures = append(t.res.figures, [2]string{name, v})
 	t.res.mu.Unlock()
 	t.Logf("%s: %s", name, v)
+}
+
+// key records a headline figure: in the scenario's table and in the
+// report's summary.
+func (t *tracked) key(name, format string, args ...any) {
+	t.TB.Helper()
+	t.fig(name, format, args...)
+	t.res.mu.Lock()
+	t.res.keys = append(t.res.keys, t.res.figures[len(t.res.figures)-1])
+	t.res.mu.Unlock()
+}
+
+// crashes records how many crash recoveries the scenario's cluster went
+// through (the summary adds them up).
+func (t *tracked) crashes(n int) {
+	t.TB.Helper()
+	t.res.mu.Lock()
+	t.res.crashes = n
+	t.res.mu.Unlock()
+	t.fig("crash recoveries", "%d", n)
+}
+
+// noCrash records the cluster's crash recoveries and fails the test if
+// there were any.
+func (t *tracked) noCrash(c *pgtest.Cluster) {
+	t.TB.Helper()
+	t.crashes(recoveries(c))
+	c.AssertNoCrashRecovery(t)
+}
+
+// expectCrashes says how many crash recoveries the scenario causes on
+// purpose (SIGKILL of a worker), so the summary does not count them.
+func (t *tracked) expectCrashes(n int) {
+	t.res.mu.Lock()
+	t.res.expected = n
+	t.res.mu.Unlock()
+}
+
+// reportOrder is the order of the report's sections: the issue's order,
+// not the test files'.
+var reportOrder = []string{
+	"TestLedger", "TestLedgerWithoutAbortedErrors", "TestSignalStorm", "TestSIGTERMDuringLatchWait",
+	"TestLostWake", "TestStop", "TestPostmasterKill", "TestWorkerKill", "TestPgbench",
+	"TestBadBuilderDynamic", "TestBadBuilderStatic", "TestBadParams",
+}
+
+func orderOf(test string) int {
+	for i, t := range reportOrder {
+		if t == test {
+			return i
+		}
+	}
+	return len(reportOrder)
 }
 
 // reportPath is where the figures go: -reliability, or the temporary
@@ -117,9 +175,24 @@ func render() string {
 	b.WriteString("\nA FAIL below is a defect the scenario proves (or a regression): each failure\n" +
 		"message says what went wrong. Crash recoveries are counted from the server log.\n\n")
 
+	sort.SliceStable(scenarios, func(i, j int) bool { return orderOf(scenarios[i].test) < orderOf(scenarios[j].test) })
 	b.WriteString("## Summary\n\n| scenario | result | time |\n|---|---|---|\n")
+	failed, unexpected := 0, 0
 	for _, s := range scenarios {
 		fmt.Fprintf(&b, "| %s (`%s`) | %s | %.1f s |\n", s.title, s.test, orDash(s.status), s.took.Seconds())
+		if s.status == "FAIL" {
+			failed++
+		}
+		if s.crashes > s.expected {
+			unexpected += s.crashes - s.expected
+		}
+	}
+	fmt.Fprintf(&b, "\n%d of %d scenarios failed. Crash recoveries not caused on purpose: %d.\n", failed, len(scenarios), unexpected)
+	b.WriteString("\n## Headline figures\n\n| scenario | figure | value |\n|---|---|---|\n")
+	for _, s := range scenarios {
+		for _, k := range s.keys {
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", s.title, k[0], cell(k[1]))
+		}
 	}
 	for _, s := range scenarios {
 		fmt.Fprintf(&b, "\n## %s\n\n", s.title)

@@ -44,6 +44,11 @@ func ledgerMain(arg pggo.Datum) error {
 	for seq := 0; seq < n && bgworker.WorkerContinue(); seq++ {
 		l.run(planner.Plan(l.worker, seq))
 		done++
+		// In the log, not a table: if the worker dies, the suite still
+		// knows how far it got, whatever its transactions did.
+		if done%200 == 0 {
+			bgworker.Logf("faultext ledger %d: %d iterations done", l.worker, done)
+		}
 	}
 	var kinds []string
 	for k, v := range l.faults {

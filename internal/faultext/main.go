@@ -12,7 +12,7 @@
 //	PGGO_FAULT_NAPTIME     a busy worker's nap between batches, ms (default 10000)
 //	PGGO_FAULT_BADINPUT    a bad builder case to Load in OnInit (the server must refuse to start)
 //	PGGO_FAULT_HUGE        bytes of the params worker's huge string (default 16 MB)
-//	PGGO_FAULT_GIANT       1 adds a string above PostgreSQL's 1 GB limit to the params cases
+//	PGGO_FAULT_SOAK        1 adds the params cases of the soak run (a string above 1 GB, ...)
 //
 // Kinds: "ledger" (internal/faultplan's transactions against fault_ledger),
 // "spi", "sleep", "lock" (busy loops: plain SPI in nested savepoints,
