@@ -116,6 +116,29 @@ func (t *tracked) expectCrashes(n int) {
 	t.res.mu.Unlock()
 }
 
+// knownDefects names, for a scenario that fails, the defect of issue 9 its
+// failure is expected to show until the fix lands. Shown only on FAIL, so a
+// scenario that passes again drops its note by itself.
+var knownDefects = map[string]string{
+	"TestLedger": "Issue 9, silent loss of commits: a PostgreSQL ERROR raised inside an already-aborted " +
+		"savepoint. One savepoint deep, it aborts the whole transaction instead of the savepoint; two or " +
+		"more deep, it leaves PostgreSQL in a sub-aborted transaction while pggo believes it rolled back, " +
+		"so later transactions lose their rows or run in the aborted one, until the worker dies with " +
+		"FATAL \"BeginInternalSubTransaction: unexpected state SUBABORT\". TestLedgerWithoutAbortedErrors " +
+		"(the same plan without that one kind of fault) passes.",
+	"TestSIGTERMDuringLatchWait": "Issue 9, hang: a SIGTERM arriving while a statement waits on the latch " +
+		"(pg_sleep, a lock wait) is consumed by that statement, and the next WaitLatch sleeps its whole " +
+		"timeout (here the 6 s naptime). The row-lock workers end sooner only because the SIGALRM of " +
+		"their deadlock timer happens to set the latch.",
+	"TestStop": "Issue 9, hang: the SIGTERM of `pg_ctl stop` is lost the same way (see " +
+		"TestSIGTERMDuringLatchWait); with `WaitLatch(-1)` the stop would never complete.",
+	"TestLostWake": "Issue 9: `bgworker.Wake` during a latch-using statement is lost the same way as SIGTERM.",
+	"TestBadParams": "Issue 9, server crash (b) and wrong data: a NUL byte in a `text[]` element crashes " +
+		"the server (SIGSEGV in the parameter decoder, logged as signal 6 by Go's crash handler some 10 s " +
+		"later); a prepared `real` parameter stores Infinity for 1e300 and 0 for 1e-300 instead of failing " +
+		"with 22003 as the unprepared path does.",
+}
+
 // reportOrder is the order of the report's sections: the issue's order,
 // not the test files'.
 var reportOrder = []string{
@@ -173,7 +196,8 @@ func render() string {
 	fmt.Fprintf(&b, "- source: %s\n", gitDescribe())
 	fmt.Fprintf(&b, "- server: %s; %s; %d CPU cores\n", pgVersion(), runtime.Version(), runtime.NumCPU())
 	b.WriteString("\nA FAIL below is a defect the scenario proves (or a regression): each failure\n" +
-		"message says what went wrong. Crash recoveries are counted from the server log.\n\n")
+		"message says what went wrong, and a failure that shows one of issue 9's known defects\n" +
+		"says which. Crash recoveries are counted from the server log.\n\n")
 
 	sort.SliceStable(scenarios, func(i, j int) bool { return orderOf(scenarios[i].test) < orderOf(scenarios[j].test) })
 	b.WriteString("## Summary\n\n| scenario | result | time |\n|---|---|---|\n")
@@ -200,6 +224,9 @@ func render() string {
 			fmt.Fprintf(&b, "%s\n\n", s.about)
 		}
 		fmt.Fprintf(&b, "`%s`: **%s** in %.1f s.\n\n", s.test, orDash(s.status), s.took.Seconds())
+		if note, ok := knownDefects[s.test]; ok && s.status == "FAIL" {
+			fmt.Fprintf(&b, "Known defect: %s\n\n", note)
+		}
 		if len(s.figures) > 0 {
 			b.WriteString("| figure | value |\n|---|---|\n")
 			for _, f := range s.figures {
