@@ -4,11 +4,12 @@
 #   make test-pg17  the same tests against PostgreSQL 17 (pggo init --pg 17 assembles it); also test-pg18
 #   make test-all   15, 17 and 18
 #   make bench      the benchmarks (BENCHMARKS.md)
+#   make soak       the full fault suite (internal/fault -soak); rewrites RELIABILITY.md
 GO ?= go
 # Set to 1 to skip, not fail, a version that cannot be downloaded (CI uses it).
 ALLOW_MISSING_PG ?= 0
 
-.PHONY: setup demo test test-all build vet bench
+.PHONY: setup demo test test-all build vet bench soak
 
 setup:
 	@bash scripts/setup.sh
@@ -39,3 +40,9 @@ test-all: test test-pg17 test-pg18
 # All contenders alternating on one cluster; rewrites BENCHMARKS.md and bench/results.json.
 bench: setup
 	$(GO) test -count=1 -timeout 20m -run '^TestBench$$' -v ./bench -args -full
+
+# The fault suite at full length (make test runs it quick, writing its figures
+# to a temporary file). RELIABILITY.md is rewritten even when scenarios fail:
+# a failure is a defect the file then reports, and make exits non-zero.
+soak: setup
+	$(GO) test -count=1 -timeout 90m ./internal/fault -args -soak -reliability $(CURDIR)/RELIABILITY.md
