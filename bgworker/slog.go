@@ -15,10 +15,13 @@ import (
 )
 
 // logQueueMax bounds the records goroutines may queue for the worker's
-// thread. Beyond it (a worker that does not wait for a long time) a record
-// is written straight to the server's stderr, which is the server log
+// thread. Beyond it a goroutine waits up to logWaitMax for the worker to
+// drain the queue; after that (a worker that does not wait) a record is written straight to the server's stderr, which is the server log
 // unless logging_collector is on: never dropped.
 const logQueueMax = 4096
+
+// logWaitMax is how long a goroutine waits for room in a full queue.
+const logWaitMax = time.Second
 
 type logRecord struct {
 	level int
@@ -28,6 +31,9 @@ type logRecord struct {
 var (
 	logMu    sync.Mutex
 	logQueue []logRecord
+	// logDrained is closed (and replaced) each time the worker drains the
+	// queue: goroutines waiting for room wake up.
+	logDrained = make(chan struct{})
 	// minLogLevel is the lowest slog level log_min_messages lets through,
 	// refreshed by the worker's thread at each wait (the configuration is
 	// reloaded there).
@@ -44,7 +50,8 @@ var (
 // Error were ERROR (log_min_messages = warning hides Info); opts.Level, if
 // set, is a further minimum. Attributes follow the message as key=value
 // (groups as group.key). A record the worker cannot take (more than 4096
-// queued) is written straight to the server's stderr instead of dropped.
+// queued and no room for a second) is written straight to the server's
+// stderr instead of dropped.
 //
 //	logger := slog.New(bgworker.NewLogHandler(nil))
 //	logger.Info("batch done", "rows", n)
@@ -88,16 +95,30 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 		flushLogs() // the queued ones first, to keep the order
 		return pg.Log(rec.level, rec.text)
 	}
-	logMu.Lock()
-	if len(logQueue) >= logQueueMax {
+	// A full queue holds the goroutine back until the worker drains it, a
+	// second at most; then the record goes straight to stderr.
+	deadline := time.Now().Add(logWaitMax)
+	for {
+		logMu.Lock()
+		if len(logQueue) < logQueueMax {
+			logQueue = append(logQueue, rec)
+			logMu.Unlock()
+			pg.NotifyWork()
+			return nil
+		}
+		drained := logDrained
 		logMu.Unlock()
-		fmt.Fprintf(os.Stderr, "%s pggo slog [%d] (queue full): %s\n", time.Now().Format("2006-01-02 15:04:05.000 MST"), os.Getpid(), rec.text)
-		return nil
+		pg.NotifyWork()
+		left := time.Until(deadline)
+		if left <= 0 {
+			fmt.Fprintf(os.Stderr, "%s pggo slog [%d] (queue full): %s\n", time.Now().Format("2006-01-02 15:04:05.000 MST"), os.Getpid(), rec.text)
+			return nil
+		}
+		select {
+		case <-drained:
+		case <-time.After(left):
+		}
 	}
-	logQueue = append(logQueue, rec)
-	logMu.Unlock()
-	pg.NotifyWork()
-	return nil
 }
 
 func (h *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
@@ -167,6 +188,10 @@ func flushLogs() {
 	logMu.Lock()
 	q := logQueue
 	logQueue = nil
+	if len(q) > 0 {
+		close(logDrained)
+		logDrained = make(chan struct{})
+	}
 	logMu.Unlock()
 	for _, r := range q {
 		if pg.Log(r.level, r.text) != nil {

@@ -283,6 +283,7 @@ state_mismatch(pggo_error *err)
 	int			expected = expected_nest_level();
 
 	memset(&ignored, 0, sizeof(ignored));
+	mark_tx_aborted();			/* first: the abort runs as it is, not contained */
 	if (pggo_guard(op_abort_all, NULL, &ignored) != 0)
 	{
 		free(ignored.message);
@@ -290,7 +291,6 @@ state_mismatch(pggo_error *err)
 		free(ignored.hint);
 		free(ignored.context);
 	}
-	mark_tx_aborted();
 	snprintf(msg, sizeof(msg),
 			 "pggo: PostgreSQL's transaction nest level is %d where pggo expected %d; the transaction was rolled back",
 			 actual, expected);
@@ -402,6 +402,62 @@ recover_worker(MemoryContext oldcxt, ResourceOwner oldowner)
 	CurrentResourceOwner = oldowner;
 }
 
+static int
+guard_contained(void (*fn) (void *), void *arg, pggo_error *err,
+				MemoryContext oldcxt, ResourceOwner oldowner)
+{
+	volatile int level = 0;
+	volatile bool failed = false;
+
+	PG_TRY();
+	{
+		BeginInternalSubTransaction(NULL);
+		level = GetCurrentTransactionNestLevel();
+		MemoryContextSwitchTo(oldcxt);
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(error_cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		fill_error(err, ed);
+		FreeErrorData(ed);
+		failed = true;
+	}
+	PG_END_TRY();
+	if (!failed)
+		return 0;
+
+	PG_TRY();
+	{
+		if (level > 0 && GetCurrentTransactionNestLevel() == level)
+		{
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		else
+			recover_worker(oldcxt, oldowner);	/* not where it should be */
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("pggo: could not roll back after an error; the worker exits")));
+	}
+	PG_END_TRY();
+	MemoryContextReset(error_cxt);
+	return -1;
+}
+
 /*
  * Run fn(arg) under PG_TRY. On error, copy the error out for Go and leave
  * PostgreSQL in a state where the next call is safe (see the file header).
@@ -427,6 +483,16 @@ pggo_guard(void (*fn) (void *), void *arg, pggo_error *err)
 					   "an earlier error in this SQL function is pending: return; PostgreSQL raises it when the function returns");
 		return -1;
 	}
+
+	/*
+	 * Go code is inside a savepoint a failed statement already rolled back
+	 * (PostgreSQL runs at its parent's level): whatever it calls runs in a
+	 * subtransaction of its own, so that an ERROR there stays in the
+	 * savepoint Go is in, as Go's code reads, and never rolls back the
+	 * enclosing one.
+	 */
+	if (frame->kind == PGGO_FRAME_WORKER && tx.open && !tx.aborted && live_subxacts() < tx.nsubs)
+		return guard_contained(fn, arg, err, oldcxt, oldowner);
 
 	PG_TRY();
 	{
@@ -579,6 +645,8 @@ api_tx_rollback(pggo_error *err)
 		return pggo_wrong_thread(err);
 	if (!in_worker_frame(err, "bgworker.Transaction"))
 		return -1;
+	/* The abort ends every savepoint: none is left to contain it in. */
+	tx.nsubs = 0;
 	if (tx.open)
 		rc = pggo_guard(op_rollback, NULL, err);
 	reset_tx();
