@@ -34,6 +34,13 @@ var (
 
 func init() {
 	pg.RunWorker = runWorker
+	// Package shmem ties a message queue to its peer worker's handle.
+	pg.WorkerHandleOf = func(v any) *pg.Handle {
+		if w, ok := v.(*DynamicWorker); ok && w != nil {
+			return w.handle
+		}
+		return nil
+	}
 }
 
 func runWorker(function string, arg uintptr) (err error) {

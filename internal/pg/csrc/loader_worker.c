@@ -293,5 +293,14 @@ pggo_make_api(void)
 	api.subxact = api_subxact;
 	api.exit_process = api_exit_process;
 	api.param_roundtrip = api_param_roundtrip;
+	/* Shared memory and message queues. */
+	api.shmem_region = api_shmem_region;
+	api.shmem_lock = api_shmem_lock;
+	api.mq_create = api_mq_create;
+	api.mq_attach = api_mq_attach;
+	api.mq_set_worker = api_mq_set_worker;
+	api.mq_send = api_mq_send;
+	api.mq_receive = api_mq_receive;
+	api.mq_detach = api_mq_detach;
 	return &api;
 }
