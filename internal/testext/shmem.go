@@ -247,7 +247,7 @@ func mqReceiver(arg pggo.Datum) error {
 }
 
 func mqLaunch(fn string, q *shmem.Queue, extra string) (*bgworker.DynamicWorker, error) {
-	w, err := bgworker.New("pggo mq "+fn).SetType("pggo_mq_"+fn).SetFunction("testext_mq_"+fn).
+	w, err := bgworker.New("pggo mq " + fn).SetType("pggo_mq_" + fn).SetFunction("testext_mq_" + fn).
 		EnableShmemAccess().SetArgument(q.Handle().Datum()).SetExtra(extra).
 		SetNotifyPID(os.Getpid()).LoadDynamic()
 	if err != nil {
