@@ -172,6 +172,11 @@ func ConnectWorkerToSPI(dbname, username string) error {
 // to the same one with ConnectWorkerToSPIByOID, as worker_spi does.
 func DatabaseOID() pggo.Oid { return pggo.Oid(pg.MyDatabaseID()) }
 
+// UserOID is the current role (GetUserId). In a SQL function it is the
+// caller's: pass it with DatabaseOID to a worker that must act as the
+// caller (ConnectWorkerToSPIByOID), as pg_background does.
+func UserOID() pggo.Oid { return pggo.Oid(pg.MyUserID()) }
+
 // ConnectWorkerToSPIByOID is ConnectWorkerToSPI with the database's and the
 // role's OIDs (0 for the role: the bootstrap superuser).
 func ConnectWorkerToSPIByOID(db, user pggo.Oid) error {

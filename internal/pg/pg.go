@@ -83,6 +83,7 @@ int pggo_call_mq_set_worker(void *mq, void *h, pggo_error *err) { return api->mq
 int pggo_call_mq_send(void *mq, const char *data, size_t len, int nowait, pggo_error *err) { return api->mq_send(mq, data, len, nowait, err); }
 int pggo_call_mq_receive(void *mq, char **data, size_t *len, int nowait, pggo_error *err) { return api->mq_receive(mq, data, len, nowait, err); }
 int pggo_call_mq_detach(void *mq, pggo_error *err) { return api->mq_detach(mq, err); }
+static unsigned call_my_user_id(void) { return api->my_user_id(); }
 */
 import "C"
 
@@ -669,6 +670,14 @@ func MyProcPID() int {
 		return 0
 	}
 	return int(C.call_my_proc_pid())
+}
+
+// MyUserID is GetUserId(): the current role (0 outside PostgreSQL).
+func MyUserID() uint32 {
+	if !Available() {
+		return 0
+	}
+	return uint32(C.call_my_user_id())
 }
 
 // MyDatabaseID is PostgreSQL's MyDatabaseId: the OID of the database this

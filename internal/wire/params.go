@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/pggo/pggo"
 )
 
 // Cell and parameter kinds: the first byte of every record, telling the reader
@@ -191,7 +193,9 @@ func appendString(buf []byte, s string, pos int) ([]byte, error) {
 	// The C side hands text to input functions as a C string, and PostgreSQL's
 	// text types cannot hold NUL anyway: fail here with a clear message.
 	if strings.IndexByte(s, 0) >= 0 {
-		return nil, fmt.Errorf("spi: parameter $%d: string contains a NUL byte, which PostgreSQL text cannot store", pos)
+		// 22021 as PostgreSQL reports a 0x00 byte in text input.
+		return nil, &pggo.Error{SQLState: "22021",
+			Message: fmt.Sprintf("spi: parameter $%d: string contains a NUL byte, which PostgreSQL text cannot store", pos)}
 	}
 	if uint64(len(s)) > math.MaxUint32 {
 		return nil, fmt.Errorf("spi: parameter $%d: string of %d bytes is too long", pos, len(s))

@@ -229,10 +229,10 @@ no_nul(PggoWireParam *w, int index)
 		return;
 	if (index < 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 				 errmsg("pggo: the Go function's result contains a NUL byte (0x00), which PostgreSQL text cannot store")));
 	ereport(ERROR,
-			(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+			(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 			 errmsg("pggo: parameter $%d contains a NUL byte (0x00), which PostgreSQL text cannot store",
 					index + 1)));
 }

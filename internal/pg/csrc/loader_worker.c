@@ -244,6 +244,12 @@ api_my_database_id(void)
 	return MyDatabaseId;
 }
 
+static unsigned
+api_my_user_id(void)
+{
+	return GetUserId();
+}
+
 
 /* ---------------------------------------------------------------------
  * The table handed to Go
@@ -302,5 +308,6 @@ pggo_make_api(void)
 	api.mq_send = api_mq_send;
 	api.mq_receive = api_mq_receive;
 	api.mq_detach = api_mq_detach;
+	api.my_user_id = api_my_user_id;
 	return &api;
 }

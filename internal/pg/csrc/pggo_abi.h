@@ -179,6 +179,8 @@ typedef struct pggo_api
 	int			(*mq_send) (void *mq, const char *data, size_t len, int nowait, pggo_error *err);
 	int			(*mq_receive) (void *mq, char **data, size_t *len, int nowait, pggo_error *err);
 	int			(*mq_detach) (void *mq, pggo_error *err);
+	/* GetUserId(): the role to hand work to a worker as (pg_background). */
+	unsigned	(*my_user_id) (void);
 } pggo_api;
 
 /* Shared memory regions: limits, lock modes (pggo_api.shmem_lock). */

@@ -14,6 +14,7 @@
  *	loader_worker.c		the worker's entry point and the table handed to Go
  *	loader_shmem.c		named shared memory regions and their LWLocks
  *	loader_mq.c			message queues (shm_mq) over dynamic shared memory
+ *	loader_srf.c		set-returning Go SQL functions (materialize mode)
  *
  *-------------------------------------------------------------------------
  */
@@ -175,5 +176,9 @@ extern PGGO_HIDDEN int api_mq_send(void *mq, const char *data, size_t len, int n
 extern PGGO_HIDDEN int api_mq_receive(void *mq, char **data, size_t *len, int nowait,
 									  pggo_error *err);
 extern PGGO_HIDDEN int api_mq_detach(void *mq, pggo_error *err);
+
+/* loader_srf.c */
+extern PGGO_HIDDEN bool pggo_is_rows_result(const char *data, size_t len);
+extern PGGO_HIDDEN Datum pggo_materialize_rows(FunctionCallInfo fcinfo, const char *data, size_t len);
 
 #endif							/* PGGO_LOADER_H */
