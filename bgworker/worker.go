@@ -34,6 +34,13 @@ var (
 
 func init() {
 	pg.RunWorker = runWorker
+	// Package shmem ties a message queue to its peer worker's handle.
+	pg.WorkerHandleOf = func(v any) *pg.Handle {
+		if w, ok := v.(*DynamicWorker); ok && w != nil {
+			return w.handle
+		}
+		return nil
+	}
 }
 
 func runWorker(function string, arg uintptr) (err error) {
@@ -194,6 +201,11 @@ func ConnectWorkerToSPI(dbname, username string) error {
 // pass it to a dynamic worker (SetArgument or SetExtra) so that it connects
 // to the same one with ConnectWorkerToSPIByOID, as worker_spi does.
 func DatabaseOID() pggo.Oid { return pggo.Oid(pg.MyDatabaseID()) }
+
+// UserOID is the current role (GetUserId). In a SQL function it is the
+// caller's: pass it with DatabaseOID to a worker that must act as the
+// caller (ConnectWorkerToSPIByOID), as pg_background does.
+func UserOID() pggo.Oid { return pggo.Oid(pg.MyUserID()) }
 
 // ConnectWorkerToSPIByOID is ConnectWorkerToSPI with the database's and the
 // role's OIDs (0 for the role: the bootstrap superuser).

@@ -20,6 +20,7 @@
 package fmgr
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -81,6 +82,12 @@ func call(name string, argBuf []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch r := out.(type) {
+	case Rows:
+		return encodeRows(r)
+	case *Rows:
+		return encodeRows(*r)
+	}
 	return wire.EncodeParams([]any{out})
 }
 
@@ -111,4 +118,38 @@ func (a *Args) Scan(dest ...any) error {
 		}
 	}
 	return nil
+}
+
+// Rows is the result of a set-returning function, declared RETURNS SETOF
+// type, or RETURNS SETOF record and called with a column definition list
+// (SELECT * FROM f() AS (a int, b text)). Each row has one value per
+// column, converted to the column's type as a single result is (a string
+// through the type's input function). The rows are materialized at once
+// (PostgreSQL's materialize mode), so return a bounded number.
+type Rows struct {
+	Rows [][]any
+}
+
+// rowsMarker starts a set's encoding (never a parameter kind).
+const rowsMarker = 0xFF
+
+func encodeRows(r Rows) ([]byte, error) {
+	ncols := 0
+	if len(r.Rows) > 0 {
+		ncols = len(r.Rows[0])
+	}
+	buf := []byte{rowsMarker}
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(ncols))
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(r.Rows)))
+	for i, row := range r.Rows {
+		if len(row) != ncols {
+			return nil, fmt.Errorf("fmgr: row %d has %d values, row 0 has %d", i, len(row), ncols)
+		}
+		b, err := wire.EncodeParams(row)
+		if err != nil {
+			return nil, fmt.Errorf("fmgr: row %d: %w", i, err)
+		}
+		buf = append(buf, b...)
+	}
+	return buf, nil
 }

@@ -130,6 +130,22 @@ func pggo_go_collect(api *C.pggo_api, specs **C.pggo_spec, nspecs *C.int, errmsg
 	return 0
 }
 
+//export pggo_go_regions
+func pggo_go_regions(out **C.pggo_region, n *C.int) C.int {
+	list := Regions()
+	*n = C.int(len(list))
+	if len(list) == 0 {
+		return 0
+	}
+	// The helper process exits right after this: nothing here is freed.
+	arr := (*[MaxRegions]C.pggo_region)(C.malloc(C.size_t(len(list)) * C.size_t(unsafe.Sizeof(C.pggo_region{}))))
+	for i, r := range list {
+		arr[i] = C.pggo_region{name: C.CString(r.Name), size: C.uint64_t(r.Size), align: C.uint32_t(r.Align)}
+	}
+	*out = &arr[0]
+	return 0
+}
+
 //export pggo_go_run_worker
 func pggo_go_run_worker(api *C.pggo_api, function *C.char, arg C.uintptr_t, exit *C.pggo_error) C.int {
 	C.set_api_from_export(api)

@@ -74,6 +74,19 @@ static int call_exit_process(int code, const char *msg, const char *detail) { re
 static int call_param_roundtrip(const char *params, size_t len, unsigned type, char **text, int *isnull, pggo_error *err) {
 	return api->param_roundtrip(params, len, type, text, isnull, err);
 }
+
+// Shared memory and message queues (shmem.go declares these).
+int pggo_call_shmem_region(const char *name, uint64_t size, uint32_t align, void **data, uint32_t **init, int *index, pggo_error *err) {
+	return api->shmem_region(name, size, align, data, init, index, err);
+}
+int pggo_call_shmem_lock(int index, int mode, pggo_error *err) { return api->shmem_lock(index, mode, err); }
+int pggo_call_mq_create(size_t size, int role, void **mq, uint32_t *handle, pggo_error *err) { return api->mq_create(size, role, mq, handle, err); }
+int pggo_call_mq_attach(uint32_t handle, int role, void **mq, pggo_error *err) { return api->mq_attach(handle, role, mq, err); }
+int pggo_call_mq_set_worker(void *mq, void *h, pggo_error *err) { return api->mq_set_worker(mq, h, err); }
+int pggo_call_mq_send(void *mq, const char *data, size_t len, int nowait, pggo_error *err) { return api->mq_send(mq, data, len, nowait, err); }
+int pggo_call_mq_receive(void *mq, char **data, size_t *len, int nowait, pggo_error *err) { return api->mq_receive(mq, data, len, nowait, err); }
+int pggo_call_mq_detach(void *mq, pggo_error *err) { return api->mq_detach(mq, err); }
+static unsigned call_my_user_id(void) { return api->my_user_id(); }
 */
 import "C"
 
@@ -687,6 +700,14 @@ func MyProcPID() int {
 		return 0
 	}
 	return int(C.call_my_proc_pid())
+}
+
+// MyUserID is GetUserId(): the current role (0 outside PostgreSQL).
+func MyUserID() uint32 {
+	if !Available() {
+		return 0
+	}
+	return uint32(C.call_my_user_id())
 }
 
 // MyDatabaseID is PostgreSQL's MyDatabaseId: the OID of the database this

@@ -119,6 +119,25 @@ pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo)
 		pggo_raise_go_error(&exit_err);
 	}
 
+	/* RETURNS SETOF: the rows, materialized (loader_srf.c). */
+	if (fcinfo->flinfo->fn_retset || pggo_is_rows_result(ret.data, ret.len))
+	{
+		PG_TRY();
+		{
+			if (!fcinfo->flinfo->fn_retset)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("pggo: Go function \"%s\" returned fmgr.Rows but is not declared RETURNS SETOF", function)));
+			result = pggo_materialize_rows(fcinfo, ret.data, ret.len);
+		}
+		PG_FINALLY();
+		{
+			free(ret.data);
+		}
+		PG_END_TRY();
+		return result;
+	}
+
 	/* The result comes back as one parameter: convert it to the return type. */
 	rettype = get_fn_expr_rettype(fcinfo->flinfo);
 	PG_TRY();

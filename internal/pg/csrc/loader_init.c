@@ -122,8 +122,9 @@ pggo_fill_bgw(BackgroundWorker *w, const pggo_spec *s)
 
 /*
  * Runs in the forked helper: load Go, run OnInit, write the result to fd.
- * The message is "E<text>" for an error or "W" followed by BackgroundWorker
- * structs. The helper is a copy of the postmaster, so it must leave with
+ * The message is "E<text>" for an error, or "W", a u32 count and that many
+ * BackgroundWorker structs, followed by the shared memory regions Go
+ * declared (see pggo_shmem_read_regions). The helper is a copy of the postmaster, so it must leave with
  * _exit: a normal exit would run the postmaster's exit hooks (which remove
  * postmaster.pid) in the wrong process.
  */
@@ -155,13 +156,30 @@ init_helper(int fd)
 		appendStringInfo(&out, "E%s", errmsg ? errmsg : "OnInit failed");
 	else
 	{
+		pggo_go_regions_fn get_regions = (pggo_go_regions_fn) dlsym(pggo_go_handle, "pggo_go_regions");
+		pggo_region *regions = NULL;
+		int			nregions = 0;
+
 		appendStringInfoChar(&out, 'W');
+		pggo_put_u32(&out, nspecs);
 		for (int i = 0; i < nspecs; i++)
 		{
 			BackgroundWorker w;
 
 			pggo_fill_bgw(&w, &specs[i]);
 			appendBinaryStringInfo(&out, (char *) &w, sizeof(w));
+		}
+		if (get_regions != NULL && get_regions(&regions, &nregions) != 0)
+			nregions = 0;
+		pggo_put_u32(&out, nregions);
+		for (int i = 0; i < nregions; i++)
+		{
+			uint32		namelen = strlen(regions[i].name);
+
+			pggo_put_u32(&out, namelen);
+			appendBinaryStringInfo(&out, regions[i].name, namelen);
+			appendBinaryStringInfo(&out, (char *) &regions[i].size, sizeof(uint64));
+			appendBinaryStringInfo(&out, (char *) &regions[i].align, sizeof(uint32));
 		}
 	}
 
@@ -286,20 +304,26 @@ register_static_workers(void)
 		ereport(FATAL,
 				(errmsg("pggo: %s: %s", pggo_loader_path, msg.data + 1),
 				 errhint("Fix the extension's OnInit hook or worker definition; the server did not start.")));
-	if (msg.data[0] != 'W' || (msg.len - 1) % sizeof(BackgroundWorker) != 0)
+	if (msg.data[0] != 'W' || msg.len < 5)
 		ereport(FATAL, (errmsg("pggo: the init helper of \"%s\" sent a malformed reply", pggo_loader_path)));
+	memcpy(&nworkers, msg.data + 1, sizeof(uint32));
+	if (nworkers < 0 || nworkers > (msg.len - 5) / (int) sizeof(BackgroundWorker))
+		ereport(FATAL, (errmsg("pggo: the init helper of \"%s\" sent a malformed reply", pggo_loader_path)));
+	/* The regions follow the workers; reserved in shmem_request_hook. */
+	pggo_shmem_read_regions(msg.data + 5 + nworkers * sizeof(BackgroundWorker),
+							msg.len - 5 - nworkers * sizeof(BackgroundWorker));
+	pggo_shmem_install_hooks();
 
 	/*
 	 * RegisterBackgroundWorker only logs when a worker does not fit, which
 	 * would start the server half-configured; count and refuse instead.
 	 */
-	nworkers = (msg.len - 1) / sizeof(BackgroundWorker);
 	before = count_registered_workers();
 	for (int i = 0; i < nworkers; i++)
 	{
 		BackgroundWorker w;
 
-		memcpy(&w, msg.data + 1 + i * sizeof(BackgroundWorker), sizeof(w));
+		memcpy(&w, msg.data + 5 + i * sizeof(BackgroundWorker), sizeof(w));
 		RegisterBackgroundWorker(&w);
 	}
 	if (count_registered_workers() - before != nworkers)

@@ -331,6 +331,17 @@ api_wait_latch(long timeout_ms, int *events, pggo_error *err)
 	return rc;
 }
 
+/*
+ * Has the worker been asked to stop (SIGTERM, with the worker taking it
+ * over)? Blocking waits outside WaitLatch (message queues) return early
+ * then, or the worker could not end until its peer moved.
+ */
+bool
+pggo_stop_requested(void)
+{
+	return sigterm_seen && (wake_flags & PGGO_WAKE_SIGTERM);
+}
+
 static void
 op_postmaster_alive(void *p)
 {

@@ -244,6 +244,12 @@ api_my_database_id(void)
 	return MyDatabaseId;
 }
 
+static unsigned
+api_my_user_id(void)
+{
+	return GetUserId();
+}
+
 
 /* ---------------------------------------------------------------------
  * The table handed to Go
@@ -296,5 +302,16 @@ pggo_make_api(void)
 	api.notify_work = api_notify_work;
 	api.set_notify_fd = api_set_notify_fd;
 	api.postmaster_death_fd = api_postmaster_death_fd;
+
+	/* Shared memory and message queues. */
+	api.shmem_region = api_shmem_region;
+	api.shmem_lock = api_shmem_lock;
+	api.mq_create = api_mq_create;
+	api.mq_attach = api_mq_attach;
+	api.mq_set_worker = api_mq_set_worker;
+	api.mq_send = api_mq_send;
+	api.mq_receive = api_mq_receive;
+	api.mq_detach = api_mq_detach;
+	api.my_user_id = api_my_user_id;
 	return &api;
 }

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGGO_ABI_VERSION 5
+#define PGGO_ABI_VERSION 7
 
 /* Result codes of every pggo_api call that can fail. */
 enum
@@ -168,7 +168,60 @@ typedef struct pggo_api
 	void		(*notify_work) (void);
 	void		(*set_notify_fd) (int fd);
 	int			(*postmaster_death_fd) (void);
+
+	/*
+	 * Shared memory regions and message queues (package shmem;
+	 * loader_shmem.c, loader_mq.c). shmem_region finds a region reserved at
+	 * server start; shmem_lock takes (PGGO_LOCK_SHARED, _EXCLUSIVE) or
+	 * releases its LWLock. A queue is an opaque malloc'd pointer, freed by
+	 * mq_detach; mq_send/mq_receive return a PGGO_MQ_* result (or -1 with
+	 * err), and *data of mq_receive stays valid until the next call.
+	 */
+	int			(*shmem_region) (const char *name, uint64_t size, uint32_t align, void **data,
+								 uint32_t **initialised, int *index, pggo_error *err);
+	int			(*shmem_lock) (int index, int mode, pggo_error *err);
+	int			(*mq_create) (size_t size, int role, void **mq, uint32_t *handle, pggo_error *err);
+	int			(*mq_attach) (uint32_t handle, int role, void **mq, pggo_error *err);
+	int			(*mq_set_worker) (void *mq, void *bgw_handle, pggo_error *err);
+	int			(*mq_send) (void *mq, const char *data, size_t len, int nowait, pggo_error *err);
+	int			(*mq_receive) (void *mq, char **data, size_t *len, int nowait, pggo_error *err);
+	int			(*mq_detach) (void *mq, pggo_error *err);
+	/* GetUserId(): the role to hand work to a worker as (pg_background). */
+	unsigned	(*my_user_id) (void);
 } pggo_api;
+
+/* Shared memory regions: limits, lock modes (pggo_api.shmem_lock). */
+#define PGGO_REGION_NAMELEN 40
+#define PGGO_MAX_REGIONS 64
+#define PGGO_REGION_MAXSIZE ((uint64_t) 1 << 30)
+enum
+{
+	PGGO_LOCK_RELEASE = 0,
+	PGGO_LOCK_SHARED = 1,
+	PGGO_LOCK_EXCLUSIVE = 2
+};
+
+/* Message queues: the role of this end, and results of send/receive. */
+enum
+{
+	PGGO_MQ_SENDER = 1,
+	PGGO_MQ_RECEIVER = 2
+};
+enum
+{
+	PGGO_MQ_OK = 0,
+	PGGO_MQ_WOULD_BLOCK = 1,
+	PGGO_MQ_DETACHED = 2,
+	PGGO_MQ_INTERRUPTED = 3		/* SIGTERM, taken over by the worker */
+};
+
+/* A region declared in Go, as the init helper reports it (pggo_go_regions). */
+typedef struct pggo_region
+{
+	const char *name;
+	uint64_t	size;
+	uint32_t	align;
+} pggo_region;
 
 /* Operations on a dynamic worker's handle (pggo_api.bgw_handle). */
 enum
@@ -215,6 +268,12 @@ enum
  */
 typedef int (*pggo_go_collect_fn) (const pggo_api *api, pggo_spec **specs,
 								   int *nspecs, char **errmsg);
+/*
+ * pggo_go_regions, called in the init helper after pggo_go_collect succeeded,
+ * returns the shared memory regions declared (malloc'd; never freed: the
+ * helper exits).
+ */
+typedef int (*pggo_go_regions_fn) (pggo_region **regions, int *nregions);
 typedef int (*pggo_go_run_worker_fn) (const pggo_api *api, const char *function,
 									  uintptr_t arg, pggo_error *exit);
 

@@ -12,6 +12,9 @@
  *	loader_dynamic.c	dynamic background workers
  *	loader_fmgr.c		SQL-callable Go functions
  *	loader_worker.c		the worker's entry point and the table handed to Go
+ *	loader_shmem.c		named shared memory regions and their LWLocks
+ *	loader_mq.c			message queues (shm_mq) over dynamic shared memory
+ *	loader_srf.c		set-returning Go SQL functions (materialize mode)
  *
  *-------------------------------------------------------------------------
  */
@@ -56,6 +59,7 @@ extern PGGO_HIDDEN void api_set_notify_fd(int fd);
 extern PGGO_HIDDEN int api_postmaster_death_fd(void);
 extern PGGO_HIDDEN int api_wait_latch(long timeout_ms, int *events, pggo_error *err);
 extern PGGO_HIDDEN int api_postmaster_alive(pggo_error *err);
+extern PGGO_HIDDEN bool pggo_stop_requested(void);
 
 /*
  * loader_guard.c: call frames.
@@ -156,5 +160,28 @@ extern PGGO_HIDDEN void pggo_loader_run_worker(const char *function, Datum arg);
 
 /* loader_fmgr.c */
 extern PGGO_HIDDEN Datum pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo);
+
+/* loader_shmem.c */
+extern PGGO_HIDDEN void pggo_shmem_read_regions(const char *p, size_t len);
+extern PGGO_HIDDEN void pggo_shmem_install_hooks(void);
+extern PGGO_HIDDEN int api_shmem_region(const char *name, uint64_t size, uint32_t align,
+										void **data, uint32_t **initialised, int *index,
+										pggo_error *err);
+extern PGGO_HIDDEN int api_shmem_lock(int index, int mode, pggo_error *err);
+
+/* loader_mq.c */
+extern PGGO_HIDDEN int api_mq_create(size_t size, int role, void **mq, uint32_t *handle,
+									 pggo_error *err);
+extern PGGO_HIDDEN int api_mq_attach(uint32_t handle, int role, void **mq, pggo_error *err);
+extern PGGO_HIDDEN int api_mq_set_worker(void *mq, void *bgw_handle, pggo_error *err);
+extern PGGO_HIDDEN int api_mq_send(void *mq, const char *data, size_t len, int nowait,
+								   pggo_error *err);
+extern PGGO_HIDDEN int api_mq_receive(void *mq, char **data, size_t *len, int nowait,
+									  pggo_error *err);
+extern PGGO_HIDDEN int api_mq_detach(void *mq, pggo_error *err);
+
+/* loader_srf.c */
+extern PGGO_HIDDEN bool pggo_is_rows_result(const char *data, size_t len);
+extern PGGO_HIDDEN Datum pggo_materialize_rows(FunctionCallInfo fcinfo, const char *data, size_t len);
 
 #endif							/* PGGO_LOADER_H */

@@ -1,0 +1,93 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pggo/pggo/pgtest"
+)
+
+// TestBackgroundExample runs examples/background, the pg_background-class
+// extension: a query in a worker, its rows streamed back over a queue.
+func TestBackgroundExample(t *testing.T) {
+	ext := pgtest.Build(t, sourcePath("examples/background"))
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader}})
+	conn := c.Connect(t)
+	ctx := context.Background()
+	ext.InstallSQL(t, conn)
+
+	t.Run("100,000 rows", func(t *testing.T) {
+		start := time.Now()
+		var n, sum int64
+		var bad int
+		err := conn.QueryRow(ctx, `SELECT count(*), sum(g), count(*) FILTER (WHERE m <> md5(g::text))
+			FROM background_result(background_launch('SELECT g, md5(g::text) FROM generate_series(1,100000) g')) AS (g int, m text)`).
+			Scan(&n, &sum, &bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 100000 || sum != 100000*100001/2 || bad != 0 {
+			t.Fatalf("got %d rows, sum %d, %d wrong md5s", n, sum, bad)
+		}
+		t.Logf("100,000 rows round trip in %v", time.Since(start))
+	})
+
+	t.Run("the query's SQLSTATE reaches the caller", func(t *testing.T) {
+		_, err := conn.Exec(ctx, "SELECT * FROM background_result(background_launch('SELECT 1/0')) AS (x int)")
+		if sqlState(err) != "22012" || !strings.Contains(err.Error(), "division by zero") {
+			t.Fatalf("failing query: %v, want 22012 division by zero", err)
+		}
+		_, err = conn.Exec(ctx, "SELECT * FROM background_result(background_launch('SELECT * FROM no_such_table')) AS (x int)")
+		if sqlState(err) != "42P01" {
+			t.Fatalf("missing table: %v, want 42P01", err)
+		}
+	})
+
+	t.Run("runs as the caller's role; not executable by PUBLIC", func(t *testing.T) {
+		for _, q := range []string{
+			"CREATE ROLE bg_user LOGIN", "CREATE ROLE bg_other LOGIN",
+			"CREATE TABLE bg_secret(v int)",
+			"GRANT EXECUTE ON FUNCTION background_launch, background_result, background_detach TO bg_user",
+		} {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		other := connectAs(t, c, "bg_other")
+		if _, err := other.Exec(ctx, "SELECT background_launch('SELECT 1')"); sqlState(err) != "42501" {
+			t.Fatalf("a role without EXECUTE: %v, want 42501", err)
+		}
+		user := connectAs(t, c, "bg_user")
+		var who string
+		if err := user.QueryRow(ctx, "SELECT * FROM background_result(background_launch('SELECT current_user::text')) AS (u text)").Scan(&who); err != nil || who != "bg_user" {
+			t.Fatalf("the worker ran as %q (%v), want bg_user", who, err)
+		}
+		_, err := user.Exec(ctx, "SELECT * FROM background_result(background_launch('SELECT * FROM bg_secret')) AS (v int)")
+		if sqlState(err) != "42501" {
+			t.Fatalf("the worker read a table the caller may not: %v, want 42501", err)
+		}
+	})
+
+	t.Run("detach lets it finish alone", func(t *testing.T) {
+		var pid int32
+		if err := conn.QueryRow(ctx, "SELECT background_launch('SELECT pg_sleep(0.2)::text, g FROM generate_series(1, 3) g')").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, "SELECT background_detach($1)", pid); err != nil {
+			t.Fatal(err)
+		}
+		pgtest.Eventually(t, 30*time.Second, "the detached worker to finish", func() (bool, error) {
+			return !pgtest.ProcessAlive(int(pid)), nil
+		})
+		if strings.Contains(c.Log(), fmt.Sprintf("(PID %d) exited with exit code 1", pid)) {
+			t.Fatalf("the detached worker failed:\n%s", c.LogTail(20))
+		}
+		if _, err := conn.Exec(ctx, "SELECT * FROM background_result($1) AS (a text, g int)", pid); sqlState(err) != "42704" {
+			t.Fatalf("result after detach: %v, want 42704", err)
+		}
+	})
+	c.AssertNoCrashRecovery(t)
+}
