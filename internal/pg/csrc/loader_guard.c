@@ -30,6 +30,7 @@
 #include "postgres.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 
 /* These are used by transactions and error recovery */
@@ -786,7 +787,7 @@ api_exit_process(int code, const char *message, const char *detail)
 
 	if (!pggo_on_main_thread() || f == NULL || f->kind == PGGO_FRAME_INIT)
 		return -1;
-	if (f->kind == PGGO_FRAME_FUNCTION || !IsBackgroundWorker)
+	if (f->kind == PGGO_FRAME_FUNCTION || MyBgworkerEntry == NULL)
 		ereport(FATAL,
 				(errcode(ERRCODE_ADMIN_SHUTDOWN),
 				 errmsg_internal("%s", message),
