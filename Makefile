@@ -45,4 +45,4 @@ bench: setup
 # to a temporary file). RELIABILITY.md is rewritten even when scenarios fail:
 # a failure is a defect the file then reports, and make exits non-zero.
 soak: setup
-	$(GO) test -count=1 -timeout 90m ./internal/fault -args -soak -reliability $(CURDIR)/RELIABILITY.md
+	@GO=$(GO) bash scripts/soak.sh

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pggo/pggo/internal/build"
 	"github.com/pggo/pggo/pgtest"
@@ -182,10 +183,17 @@ type progress struct {
 // progressOf reads fault_progress, by "kind/worker".
 func progressOf(t testing.TB, conn *pgx.Conn) map[string]progress {
 	t.Helper()
-	p, err := readProgress(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var p map[string]progress
+	// The first worker creates the table: wait for it, not for the workers.
+	pgtest.Eventually(t, 30*time.Second, "fault_progress to be readable", func() (bool, error) {
+		var err error
+		p, err = readProgress(conn)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" {
+			return false, nil
+		}
+		return err == nil, err
+	})
 	return p
 }
 
