@@ -399,3 +399,20 @@ func TestReliabilityGoFatalError(t *testing.T) {
 		return conn2.QueryRow(ctx, "SELECT 1").Scan(&one) == nil && one == 1, nil
 	})
 }
+
+// A Go SQL function's error reaches the client once: its own message (a
+// *pggo.Error's Message, SQLSTATE and hint kept), not wrapped in
+// "SQL function ... failed: ERROR: ...", and the function named in CONTEXT.
+func TestSQLFunctionErrorsOnce(t *testing.T) {
+	_, conn := startReliability(t)
+	for how, want := range map[string][2]string{
+		"pgerror": {"22023", "testext says invalid parameter"},
+		"error":   {"XX000", "testext fmgr error"},
+	} {
+		_, err := conn.Exec(context.Background(), "SELECT testext_fail($1)", how)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != want[0] || pe.Message != want[1] || !strings.Contains(pe.Where, `Go SQL function "testext_fail"`) {
+			t.Errorf("testext_fail(%q): %#v, want SQLSTATE %s, message %q and the function in CONTEXT", how, pe, want[0], want[1])
+		}
+	}
+}
