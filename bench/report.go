@@ -244,7 +244,7 @@ func targets(s *Summary) []Target {
 		}
 		ts = append(ts, Target{Name: name, Want: want, Got: got, Status: st})
 	}
-	for _, name := range []string{"select1", "select1_prepared", "insert", "insert_prepared", "insert_tx"} {
+	for _, name := range []string{"select1", "queryrow", "select1_prepared", "insert", "insert_prepared", "insert_tx"} {
 		w := s.workload(name)
 		if w == nil {
 			continue
