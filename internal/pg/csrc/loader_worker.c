@@ -293,5 +293,9 @@ pggo_make_api(void)
 	api.subxact = api_subxact;
 	api.exit_process = api_exit_process;
 	api.param_roundtrip = api_param_roundtrip;
+	/* Performance (issue 10): keep in one block. */
+	api.spi_prepare_cached = api_spi_prepare_cached;
+	api.spi_query_row = api_spi_query_row;
+	api.spi_exec_batch = api_spi_exec_batch;
 	return &api;
 }

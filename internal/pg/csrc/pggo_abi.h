@@ -161,6 +161,25 @@ typedef struct pggo_api
 	 * (malloc'd); for the fuzz tests of the parameter path. */
 	int			(*param_roundtrip) (const char *params, size_t len, unsigned type,
 									char **text, int *isnull, pggo_error *err);
+
+	/* ---- Performance (issue 10): plan cache, cursor-free rows, batches.
+	 * Appended as one block; keep it together when merging. ---- */
+
+	/* spi_prepare for spi's automatic plan cache: only a single SELECT,
+	 * INSERT, UPDATE, DELETE or MERGE is worth keeping (and safe to analyse
+	 * before it runs). For anything else it succeeds with *plan NULL. */
+	int			(*spi_prepare_cached) (const char *sql, size_t sqllen, const unsigned *types,
+									   int ntypes, void **plan, unsigned **types_out,
+									   int *ntypes_out, pggo_error *err);
+	/* At most the first row of plan (or sql when plan is NULL), without a
+	 * cursor: a single SELECT runs only as far as its first row; any other
+	 * statement runs to completion. */
+	int			(*spi_query_row) (void *plan, const char *sql, size_t sqllen, const char *params,
+								  size_t paramslen, int nparams, pggo_buf *out, pggo_error *err);
+	/* Runs plan once per argument row: params holds nrows x nparams
+	 * records. *processed sums the rows each run processed. */
+	int			(*spi_exec_batch) (void *plan, const char *params, size_t paramslen, int nparams,
+								   int64_t nrows, uint64_t *processed, pggo_error *err);
 } pggo_api;
 
 /* Operations on a dynamic worker's handle (pggo_api.bgw_handle). */
