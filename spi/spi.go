@@ -125,7 +125,9 @@ func queryRow(plan *pg.Plan, sql string, params []byte, nparams int) *Row {
 	if err != nil {
 		return &Row{err: fmt.Errorf("spi: %w", err)}
 	}
-	return &Row{rows: &Rows{res: res, row: -1}}
+	row := &Row{one: Rows{res: res, row: -1}}
+	row.rows = &row.one // one allocation for both
+	return row
 }
 
 // Rows is the result of Query. Iterate with Next and Scan.
@@ -170,8 +172,16 @@ func (r *Rows) Next() bool {
 			return false
 		}
 	}
-	r.vals = r.res.Row(r.row, r.vals[:0])
+	r.vals = r.vals[:0] // decoded on demand: Scan reads the buffer directly
 	return true
+}
+
+// values decodes the current row once, for Values and DriverValues.
+func (r *Rows) values() []wire.Value {
+	if len(r.vals) == 0 && len(r.res.Columns) > 0 {
+		r.vals = r.res.Row(r.row, r.vals[:0])
+	}
+	return r.vals
 }
 
 // Scan copies the current row's columns into dest, one per column.
@@ -182,12 +192,7 @@ func (r *Rows) Scan(dest ...any) error {
 	if len(dest) != len(r.res.Columns) {
 		return fmt.Errorf("spi: Scan got %d destinations for %d columns", len(dest), len(r.res.Columns))
 	}
-	for i, d := range dest {
-		if err := wire.Assign(d, r.vals[i], r.res.Columns[i], i); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.res.Scan(r.row, dest)
 }
 
 // Values returns the current row's columns as natural Go values (nil for NULL).
@@ -195,8 +200,9 @@ func (r *Rows) Values() ([]any, error) {
 	if r.closed || r.row < 0 || r.row >= r.res.NumRows {
 		return nil, errors.New("spi: Values called without a current row (call Next first)")
 	}
-	out := make([]any, len(r.vals))
-	for i, v := range r.vals {
+	vals := r.values()
+	out := make([]any, len(vals))
+	for i, v := range vals {
 		n, err := v.Natural()
 		if err != nil {
 			return nil, err
@@ -232,6 +238,7 @@ func (r *Rows) Close() {
 type Row struct {
 	rows *Rows
 	err  error
+	one  Rows // QueryRow's rows, allocated with the Row
 }
 
 // Scan copies the first row into dest, or returns ErrNoRows.

@@ -105,11 +105,12 @@ func (r *Rows) DriverValues(dest []driver.Value) error {
 	if r.closed || r.row < 0 || r.row >= r.res.NumRows {
 		return errors.New("spi: DriverValues called without a current row (call Next first)")
 	}
+	vals := r.values()
 	for i := range dest {
-		if i >= len(r.vals) {
+		if i >= len(vals) {
 			break
 		}
-		v, err := r.vals[i].DriverValue()
+		v, err := vals[i].DriverValue()
 		if err != nil {
 			return err
 		}

@@ -352,10 +352,42 @@ pggo_param_datum(PggoWireParam *w, Oid type, int index)
  * Results: Datums into the wire format
  * ---------------------------------------------------------------------
  */
+/*
+ * n bytes onto s. Rows are packed a value at a time, so this is the
+ * innermost loop of reading: one capacity check and a memcpy, without
+ * appendBinaryStringInfo's call and terminating NUL (nothing reads the
+ * buffer as a C string; hand_over passes its length).
+ */
+static inline void
+put_raw(StringInfo s, const void *p, size_t n)
+{
+	if ((size_t) (s->maxlen - s->len) <= n)
+		enlargeStringInfo(s, (int) n);
+	memcpy(s->data + s->len, p, n);
+	s->len += (int) n;
+}
+
+/* A kind byte and its 8-byte payload in one write. */
+static inline void
+put_kind8(StringInfo s, uint8 kind, const void *v8)
+{
+	char		b[9];
+
+	b[0] = (char) kind;
+	memcpy(b + 1, v8, 8);
+	put_raw(s, b, 9);
+}
+
+static inline void
+put_kind_i64(StringInfo s, uint8 kind, int64 v)
+{
+	put_kind8(s, kind, &v);
+}
+
 static void
 put_u8(StringInfo s, uint8 v)
 {
-	appendBinaryStringInfo(s, (char *) &v, 1);
+	put_raw(s, &v, 1);
 }
 
 void
@@ -371,17 +403,18 @@ pggo_put_i64(StringInfo s, int64 v)
 }
 
 static void
-put_f64(StringInfo s, double v)
-{
-	appendBinaryStringInfo(s, (char *) &v, 8);
-}
-
-static void
 put_bytes(StringInfo s, uint8 kind, const char *p, size_t len)
 {
-	put_u8(s, kind);
-	pggo_put_u32(s, (uint32) len);
-	appendBinaryStringInfo(s, p, len);
+	char		h[5];
+	uint32		l = (uint32) len;
+
+	h[0] = (char) kind;
+	memcpy(h + 1, &l, 4);
+	if ((size_t) (s->maxlen - s->len) <= len + 5)
+		enlargeStringInfo(s, (int) (len + 5));
+	memcpy(s->data + s->len, h, 5);
+	memcpy(s->data + s->len + 5, p, len);
+	s->len += (int) (len + 5);
 }
 
 /* Append one value in the wire format; out caches the output function. */
@@ -396,45 +429,43 @@ pggo_pack_datum(StringInfo s, Oid type, Datum d, bool isnull, FmgrInfo *out, boo
 	switch (type)
 	{
 		case BOOLOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetBool(d) ? 1 : 0);
+			put_kind_i64(s, WIRE_INT64, DatumGetBool(d) ? 1 : 0);
 			break;
 		case INT2OID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetInt16(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetInt16(d));
 			break;
 		case INT4OID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetInt32(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetInt32(d));
 			break;
 		case INT8OID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetInt64(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetInt64(d));
 			break;
 		case OIDOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetObjectId(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetObjectId(d));
 			break;
 		case FLOAT4OID:
-			put_u8(s, WIRE_FLOAT64);
-			put_f64(s, DatumGetFloat4(d));
+			{
+				double		f = DatumGetFloat4(d);
+
+				put_kind8(s, WIRE_FLOAT64, &f);
+			}
 			break;
 		case FLOAT8OID:
-			put_u8(s, WIRE_FLOAT64);
-			put_f64(s, DatumGetFloat8(d));
+			{
+				double		f = DatumGetFloat8(d);
+
+				put_kind8(s, WIRE_FLOAT64, &f);
+			}
 			break;
 		case DATEOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetDateADT(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetDateADT(d));
 			break;
 		case TIMESTAMPOID:
 		case TIMESTAMPTZOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetTimestamp(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetTimestamp(d));
 			break;
 		case TIMEOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetTimeADT(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetTimeADT(d));
 			break;
 		case NAMEOID:
 			{
