@@ -81,6 +81,7 @@ type Workload struct {
 // Workloads lists the workloads in the order a round runs them.
 var Workloads = []Workload{
 	{Name: "select1", Title: "`SELECT 1`, parsed and planned each time", Unit: "statement", N: 100_000, Smoke: 200},
+	{Name: "queryrow", Title: "`QueryRow(\"SELECT 1\").Scan`: one value back, as users write it", Unit: "statement", N: 100_000, Smoke: 200},
 	{Name: "select1_prepared", Title: "`SELECT 1`, prepared once", Unit: "statement", N: 100_000, Smoke: 200},
 	{Name: "insert", Title: "single-row INSERT ×N in one transaction", Unit: "statement", N: 100_000, Smoke: 200},
 	{Name: "insert_prepared", Title: "single-row INSERT, prepared once, ×N in one transaction", Unit: "statement", N: 100_000, Smoke: 200},

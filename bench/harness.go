@@ -106,6 +106,17 @@ BEGIN
 	elapsed_s := extract(epoch FROM clock_timestamp() - t0);
 END $$ LANGUAGE plpgsql;
 
+CREATE FUNCTION bench_plpgsql_queryrow(n int8, OUT elapsed_s float8, OUT checksum int8) AS $$
+DECLARE t0 timestamptz := clock_timestamp(); x int;
+BEGIN
+	checksum := 0;
+	FOR i IN 1..n LOOP
+		SELECT 1 INTO x;             -- static SQL: PL/pgSQL's cached plan
+		checksum := checksum + x;
+	END LOOP;
+	elapsed_s := extract(epoch FROM clock_timestamp() - t0);
+END $$ LANGUAGE plpgsql;
+
 CREATE FUNCTION bench_plpgsql_select1_prepared(n int8, OUT elapsed_s float8, OUT checksum int8) AS $$
 DECLARE t0 timestamptz := clock_timestamp();
 BEGIN
@@ -556,6 +567,20 @@ func (c *pgxContender) run(ctx context.Context, w Workload, n int64) (Sample, in
 				return nil
 			})
 		}
+	case "queryrow":
+		// pgx's default mode: prepared once per connection, then bound and run.
+		fn = func() (int64, error) {
+			return n, inTx(func() error {
+				for i := int64(0); i < n; i++ {
+					var x int64
+					if err := conn.QueryRow(ctx, "SELECT 1").Scan(&x); err != nil {
+						return err
+					}
+					checksum += x
+				}
+				return nil
+			})
+		}
 	case "select1_prepared":
 		fn = func() (int64, error) {
 			return n, inTx(func() error {
@@ -641,7 +666,7 @@ func (c *plpgsqlContender) run(ctx context.Context, w Workload, n int64) (Sample
 	)
 	s, _ := c.timed(func() (int64, error) {
 		switch w.Name {
-		case "select1", "select1_prepared", "insert":
+		case "select1", "queryrow", "select1_prepared", "insert":
 			err = c.conn.QueryRow(ctx, "SELECT elapsed_s, checksum FROM bench_plpgsql_"+w.Name+"($1)", n).Scan(&elapsed, &checksum)
 		case "insert_prepared":
 			// A static INSERT in PL/pgSQL is a cached plan already: the same function.

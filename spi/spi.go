@@ -46,34 +46,88 @@ import (
 var ErrNoRows = sql.ErrNoRows
 
 // Exec runs a statement and returns the number of rows it processed
-// (inserted, updated, deleted or returned).
+// (inserted, updated, deleted or returned). A statement run more than once
+// is planned once (see SetPlanCacheSize); NoCache as the first argument
+// opts out.
 func Exec(sql string, args ...any) (int64, error) {
-	params, err := wire.EncodeParams(args)
+	args, useCache := withoutCache(args)
+	params, err := encode(args)
 	if err != nil {
 		return 0, err
 	}
-	_, n, err := pg.Exec(sql, params, len(args), -1) // no rows wanted: none packed
+	plan, err := cachedPlan(sql, params, len(args), useCache)
+	if err != nil {
+		return 0, err
+	}
+	if plan != nil {
+		plans.enter()
+		_, n, err := pg.ExecPlan(plan, params, len(args), -1) // no rows wanted: none packed
+		plans.leave()
+		return int64(n), err
+	}
+	_, n, err := pg.Exec(sql, params, len(args), -1)
 	return int64(n), err
 }
 
 // Query runs a statement that returns rows. Rows are streamed through a
 // cursor, a batch at a time, so a large result needs little memory; Close
-// (or reading to the end) releases the cursor. Rows must be read inside the
-// transaction (and savepoint) that opened them. A statement that cannot be a
-// cursor (several statements, a utility command) runs to completion first.
+// (or reading to the end) releases the cursor, and a result that fits the
+// first batch has none left open. Rows must be read inside the transaction
+// (and savepoint) that opened them. A statement that cannot be a cursor
+// (several statements, a utility command) runs to completion first. Plans
+// are cached as for Exec; NoCache as the first argument opts out.
 func Query(sql string, args ...any) (*Rows, error) {
-	params, err := wire.EncodeParams(args)
+	args, useCache := withoutCache(args)
+	params, err := encode(args)
 	if err != nil {
 		return nil, err
 	}
-	return openRows(nil, sql, params, len(args))
+	plan, err := cachedPlan(sql, params, len(args), useCache)
+	if err != nil {
+		return nil, err
+	}
+	if plan != nil {
+		plans.enter()
+		defer plans.leave()
+	}
+	return openRows(plan, sql, params, len(args))
 }
 
 // QueryRow runs a statement expected to return at most one row; errors are
-// deferred to Row.Scan.
+// deferred to Row.Scan. It needs no cursor: a single SELECT runs only as
+// far as its first row (as PL/pgSQL's SELECT INTO does), any other
+// statement (INSERT ... RETURNING) runs to completion. Plans are cached as
+// for Exec; NoCache as the first argument opts out.
 func QueryRow(sql string, args ...any) *Row {
-	rows, err := Query(sql, args...)
-	return &Row{rows: rows, err: err}
+	args, useCache := withoutCache(args)
+	params, err := encode(args)
+	if err != nil {
+		return &Row{err: err}
+	}
+	plan, err := cachedPlan(sql, params, len(args), useCache)
+	if err != nil {
+		return &Row{err: err}
+	}
+	if plan != nil {
+		plans.enter()
+		defer plans.leave()
+	}
+	return queryRow(plan, sql, params, len(args))
+}
+
+// queryRow runs plan (or sql) for its first row.
+func queryRow(plan *pg.Plan, sql string, params []byte, nparams int) *Row {
+	buf, err := pg.QueryRow(plan, sql, params, nparams)
+	if err != nil {
+		return &Row{err: err}
+	}
+	res, err := wire.DecodeResult(buf)
+	if err != nil {
+		return &Row{err: fmt.Errorf("spi: %w", err)}
+	}
+	row := &Row{one: Rows{res: res, row: -1}}
+	row.rows = &row.one // one allocation for both
+	return row
 }
 
 // Rows is the result of Query. Iterate with Next and Scan.
@@ -118,8 +172,16 @@ func (r *Rows) Next() bool {
 			return false
 		}
 	}
-	r.vals = r.res.Row(r.row, r.vals[:0])
+	r.vals = r.vals[:0] // decoded on demand: Scan reads the buffer directly
 	return true
+}
+
+// values decodes the current row once, for Values and DriverValues.
+func (r *Rows) values() []wire.Value {
+	if len(r.vals) == 0 && len(r.res.Columns) > 0 {
+		r.vals = r.res.Row(r.row, r.vals[:0])
+	}
+	return r.vals
 }
 
 // Scan copies the current row's columns into dest, one per column.
@@ -130,12 +192,7 @@ func (r *Rows) Scan(dest ...any) error {
 	if len(dest) != len(r.res.Columns) {
 		return fmt.Errorf("spi: Scan got %d destinations for %d columns", len(dest), len(r.res.Columns))
 	}
-	for i, d := range dest {
-		if err := wire.Assign(d, r.vals[i], r.res.Columns[i], i); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.res.Scan(r.row, dest)
 }
 
 // Values returns the current row's columns as natural Go values (nil for NULL).
@@ -143,8 +200,9 @@ func (r *Rows) Values() ([]any, error) {
 	if r.closed || r.row < 0 || r.row >= r.res.NumRows {
 		return nil, errors.New("spi: Values called without a current row (call Next first)")
 	}
-	out := make([]any, len(r.vals))
-	for i, v := range r.vals {
+	vals := r.values()
+	out := make([]any, len(vals))
+	for i, v := range vals {
 		n, err := v.Natural()
 		if err != nil {
 			return nil, err
@@ -180,6 +238,7 @@ func (r *Rows) Close() {
 type Row struct {
 	rows *Rows
 	err  error
+	one  Rows // QueryRow's rows, allocated with the Row
 }
 
 // Scan copies the first row into dest, or returns ErrNoRows.

@@ -37,11 +37,22 @@ func (s *Stmt) Exec(args ...any) (int64, error) { return s.exec(args) }
 // Query runs the statement and returns its rows, streamed as Query does.
 func (s *Stmt) Query(args ...any) (*Rows, error) { return s.query(args) }
 
-// QueryRow runs the statement expecting at most one row.
+// QueryRow runs the statement expecting at most one row, without a cursor
+// (as spi.QueryRow does).
 func (s *Stmt) QueryRow(args ...any) *Row {
-	rows, err := s.Query(args...)
-	return &Row{rows: rows, err: err}
+	params, err := s.params(args)
+	if err != nil {
+		return &Row{err: err}
+	}
+	return queryRow(s.plan, "", params, len(args))
 }
+
+// ExecBatch runs the statement once for every row of arguments, in one
+// call into PostgreSQL instead of one per row, and returns the number of
+// rows all runs processed together. Each row must have NumParams values.
+// If one run fails, the error is that run's (and, as for Exec, the
+// transaction or savepoint is rolled back).
+func (s *Stmt) ExecBatch(rows [][]any) (int64, error) { return s.execBatch(rows) }
 
 // Close frees the plan. It is safe to call more than once.
 func (s *Stmt) Close() error { return s.close() }
@@ -94,11 +105,12 @@ func (r *Rows) DriverValues(dest []driver.Value) error {
 	if r.closed || r.row < 0 || r.row >= r.res.NumRows {
 		return errors.New("spi: DriverValues called without a current row (call Next first)")
 	}
+	vals := r.values()
 	for i := range dest {
-		if i >= len(r.vals) {
+		if i >= len(vals) {
 			break
 		}
-		v, err := r.vals[i].DriverValue()
+		v, err := vals[i].DriverValue()
 		if err != nil {
 			return err
 		}

@@ -36,7 +36,7 @@ func (s *Stmt) params(args []any) ([]byte, error) {
 	if len(args) != len(s.types) {
 		return nil, fmt.Errorf("spi: the statement takes %d parameters, got %d arguments", len(s.types), len(args))
 	}
-	return wire.EncodeParams(args)
+	return encode(args)
 }
 
 func (s *Stmt) exec(args []any) (int64, error) {
@@ -46,6 +46,63 @@ func (s *Stmt) exec(args []any) (int64, error) {
 	}
 	_, n, err := pg.ExecPlan(s.plan, params, len(args), -1)
 	return int64(n), err
+}
+
+func (s *Stmt) execBatch(rows [][]any) (int64, error) {
+	if s.plan == nil {
+		return 0, ErrStmtClosed
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	var params []byte
+	for i, args := range rows {
+		if len(args) != len(s.types) {
+			return 0, fmt.Errorf("spi: row %d: the statement takes %d parameters, got %d arguments", i+1, len(s.types), len(args))
+		}
+		var err error
+		if params, err = wire.AppendParams(params, args); err != nil {
+			return 0, asPGError(err)
+		}
+	}
+	n, err := pg.ExecBatch(s.plan, params, len(s.types), len(rows))
+	return int64(n), err
+}
+
+// ExecBatch runs sql once for every row of arguments in one call into
+// PostgreSQL (see Stmt.ExecBatch); the statement is planned once, through
+// the plan cache when it is on (see SetPlanCacheSize), otherwise with a
+// plan prepared and freed for this call.
+func ExecBatch(sql string, rows [][]any) (int64, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	first, err := encode(rows[0])
+	if err != nil {
+		return 0, fmt.Errorf("spi: row 1: %w", err)
+	}
+	var plan *pg.Plan
+	for range 2 { // a first sighting only records the statement
+		if plan, err = cachedPlan(sql, first, len(rows[0]), true); err != nil || plan != nil {
+			break
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	if plan != nil {
+		s := &Stmt{sql: sql, plan: plan, types: make([]pggo.Oid, len(rows[0]))}
+		plans.enter()
+		defer plans.leave()
+		return s.execBatch(rows)
+	}
+	// Cache off or a statement it does not keep: a plan for this call.
+	s, err := Prepare(sql)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	return s.execBatch(rows)
 }
 
 func (s *Stmt) query(args []any) (*Rows, error) {

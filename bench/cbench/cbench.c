@@ -19,6 +19,8 @@
  *
  * Workloads (job.workload, job.n):
  *	select1				n x SPI_execute("SELECT 1"), planned each time, one transaction
+ *	queryrow			n x SPI_execute("SELECT 1", true, 1) and the value read
+ *						with SPI_getbinval: planned each time, one transaction
  *	select1_prepared	SPI_prepare once, n x SPI_execute_plan, one transaction
  *	insert				n x SPI_execute_with_args(INSERT ... ($1, $2)), one transaction
  *	insert_prepared		SPI_prepare the INSERT once, n x SPI_execute_plan, one transaction
@@ -199,6 +201,25 @@ w_select1(int64 n, Outcome *o)
 	{
 		check_rc(SPI_execute("SELECT 1", false, 0), SPI_OK_SELECT, "SELECT 1");
 		o->checksum += (int64) SPI_processed;
+		SPI_freetuptable(SPI_tuptable);
+	}
+	commit_tx();
+	o->rows = n;
+}
+
+static void
+w_queryrow(int64 n, Outcome *o)
+{
+	begin_tx();
+	for (int64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d;
+
+		check_rc(SPI_execute("SELECT 1", true, 1), SPI_OK_SELECT, "SELECT 1");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			o->checksum += DatumGetInt32(d);
 		SPI_freetuptable(SPI_tuptable);
 	}
 	commit_tx();
@@ -529,6 +550,8 @@ run_job(const Job *job)
 
 		if (strcmp(job->workload, "select1") == 0)
 			w_select1(job->n, &o);
+		else if (strcmp(job->workload, "queryrow") == 0)
+			w_queryrow(job->n, &o);
 		else if (strcmp(job->workload, "select1_prepared") == 0)
 			w_select1_prepared(job->n, &o);
 		else if (strcmp(job->workload, "insert") == 0)

@@ -82,6 +82,7 @@ var errNotYet = errors.New("not yet measurable")
 // workloads maps bench_jobs.workload to its loop.
 var workloads = map[string]func(j job) (outcome, error){
 	"select1":          select1,
+	"queryrow":         queryRow,
 	"select1_prepared": select1Prepared,
 	"insert":           insert,
 	"insert_prepared":  insertPrepared,
@@ -190,6 +191,24 @@ func select1(j job) (o outcome, err error) {
 				return err
 			}
 			o.checksum += k
+		}
+		return nil
+	})
+	o.rows = n
+	return o, err
+}
+
+// queryRow reads SELECT 1 n times with spi.QueryRow and Scan, in one
+// transaction: the code a user writes first for a single value.
+func queryRow(j job) (o outcome, err error) {
+	n := j.n
+	err = bgworker.Transaction(func() error {
+		for i := int64(0); i < n; i++ {
+			var x int64
+			if err := spi.QueryRow("SELECT 1").Scan(&x); err != nil {
+				return err
+			}
+			o.checksum += x
 		}
 		return nil
 	})

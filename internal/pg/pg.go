@@ -71,6 +71,15 @@ static void call_notify_work(void) { api->notify_work(); }
 static void call_set_notify_fd(int fd) { api->set_notify_fd(fd); }
 static int call_postmaster_death_fd(void) { return api->postmaster_death_fd(); }
 static int call_exit_process(int code, const char *msg, const char *detail) { return api->exit_process(code, msg, detail); }
+static int call_spi_prepare_cached(const char *sql, size_t len, const unsigned *types, int n, void **plan, unsigned **tout, int *nout, pggo_error *err) {
+	return api->spi_prepare_cached(sql, len, types, n, plan, tout, nout, err);
+}
+static int call_spi_query_row(void *plan, const char *sql, size_t sqllen, const char *params, size_t plen, int n, pggo_buf *out, pggo_error *err) {
+	return api->spi_query_row(plan, sql, sqllen, params, plen, n, out, err);
+}
+static int call_spi_exec_batch(void *plan, const char *params, size_t plen, int n, int64_t nrows, uint64_t *processed, pggo_error *err) {
+	return api->spi_exec_batch(plan, params, plen, n, nrows, processed, err);
+}
 static int call_param_roundtrip(const char *params, size_t len, unsigned type, char **text, int *isnull, pggo_error *err) {
 	return api->param_roundtrip(params, len, type, text, isnull, err);
 }
@@ -504,6 +513,17 @@ func takeBuf(out *C.pggo_buf) []byte {
 // Prepare parses and plans sql once; types fix parameter types (0 = infer).
 // It returns the plan and the parameter types PostgreSQL settled on.
 func Prepare(sql string, types []uint32) (*Plan, []uint32, error) {
+	return prepare(sql, types, false)
+}
+
+// PrepareCached is Prepare for spi's plan cache: it returns a nil plan and
+// no error for a statement not worth keeping (anything but one SELECT,
+// INSERT, UPDATE, DELETE or MERGE), which then runs as a one-shot plan.
+func PrepareCached(sql string, types []uint32) (*Plan, []uint32, error) {
+	return prepare(sql, types, true)
+}
+
+func prepare(sql string, types []uint32, cacheOnly bool) (*Plan, []uint32, error) {
 	if err := needAPI(); err != nil {
 		return nil, nil, err
 	}
@@ -519,8 +539,17 @@ func Prepare(sql string, types []uint32) (*Plan, []uint32, error) {
 	var tout *C.unsigned
 	var nout C.int
 	var e C.pggo_error
-	if C.call_spi_prepare(sp, sl, tp, C.int(len(types)), &plan, &tout, &nout, &e) != 0 {
+	var rc C.int
+	if cacheOnly {
+		rc = C.call_spi_prepare_cached(sp, sl, tp, C.int(len(types)), &plan, &tout, &nout, &e)
+	} else {
+		rc = C.call_spi_prepare(sp, sl, tp, C.int(len(types)), &plan, &tout, &nout, &e)
+	}
+	if rc != 0 {
 		return nil, nil, convError(&e)
+	}
+	if plan == nil {
+		return nil, nil, nil
 	}
 	settled := make([]uint32, int(nout))
 	copy(settled, unsafe.Slice((*uint32)(unsafe.Pointer(tout)), int(nout)))
@@ -559,6 +588,51 @@ func ExecPlan(p *Plan, params []byte, nparams int, maxrows int64) ([]byte, uint6
 		return nil, 0, convError(&e)
 	}
 	return takeBuf(&out), uint64(out.processed), nil
+}
+
+// QueryRow runs p (or sql when p is nil) for its first row, without a
+// cursor: a single SELECT stops there, any other statement runs to
+// completion. The result holds at most one row.
+func QueryRow(p *Plan, sql string, params []byte, nparams int) ([]byte, error) {
+	if err := needAPI(); err != nil {
+		return nil, err
+	}
+	var plan unsafe.Pointer
+	if p != nil {
+		if p.p == nil {
+			return nil, errors.New("spi: statement is closed")
+		}
+		plan = p.p
+	} else if strings.IndexByte(sql, 0) >= 0 {
+		return nil, errors.New("spi: the SQL text contains a NUL byte")
+	}
+	sp, sl := goBytes(sql)
+	pp, pl := paramPtr(params)
+	var out C.pggo_buf
+	var e C.pggo_error
+	if C.call_spi_query_row(plan, sp, sl, pp, pl, C.int(nparams), &out, &e) != 0 {
+		return nil, convError(&e)
+	}
+	return takeBuf(&out), nil
+}
+
+// ExecBatch runs a prepared plan once per argument row in one call into
+// the loader: params holds nrows rows of nparams records each. It returns
+// the rows processed by all runs together.
+func ExecBatch(p *Plan, params []byte, nparams int, nrows int) (uint64, error) {
+	if err := needAPI(); err != nil {
+		return 0, err
+	}
+	if p == nil || p.p == nil {
+		return 0, errors.New("spi: statement is closed")
+	}
+	pp, pl := paramPtr(params)
+	var processed C.uint64_t
+	var e C.pggo_error
+	if C.call_spi_exec_batch(p.p, pp, pl, C.int(nparams), C.int64_t(nrows), &processed, &e) != 0 {
+		return 0, convError(&e)
+	}
+	return uint64(processed), nil
 }
 
 // Query runs p (or sql when p is nil). A statement returning rows gets a

@@ -89,7 +89,15 @@ var timeType = reflect.TypeFor[time.Time]()
 // PostgreSQL's timestamp range (4714 BC to 294276 AD) are an error rather than
 // an accidental infinity.
 func EncodeParams(args []any) ([]byte, error) {
-	buf := make([]byte, 0, 16*len(args))
+	if len(args) == 0 {
+		return nil, nil
+	}
+	return AppendParams(make([]byte, 0, 16*len(args)), args)
+}
+
+// AppendParams is EncodeParams appending to buf: several rows of arguments
+// in one buffer, for a batch.
+func AppendParams(buf []byte, args []any) ([]byte, error) {
 	var err error
 	for i, a := range args {
 		buf, err = appendParam(buf, a, i+1, 0)
@@ -317,3 +325,40 @@ func appendReflect(buf []byte, a any, pos, depth int) ([]byte, error) {
 	}
 	return nil, fmt.Errorf("spi: parameter $%d: unsupported Go type %T", pos, a)
 }
+
+// AppendParamTypes appends the declared type OID of every record in params
+// (a buffer from EncodeParams), 4 bytes each, to dst. With the SQL text it
+// keys spi's plan cache: a plan is kept for the types it was planned with.
+// A malformed buffer appends what it can; the loader rejects the buffer.
+func AppendParamTypes(dst, params []byte) []byte {
+	for off := 0; off+5 <= len(params); {
+		kind := params[off]
+		dst = append(dst, params[off+1:off+5]...)
+		off += 5
+		switch kind {
+		case KindInt64, KindFloat64:
+			off += 8
+		case KindTime:
+			off += 12
+		case KindText, KindBinary:
+			if off+4 > len(params) {
+				return dst
+			}
+			off += 4 + int(binary.LittleEndian.Uint32(params[off:]))
+		}
+	}
+	return dst
+}
+
+// NULError is a string parameter holding a NUL byte, which PostgreSQL text
+// cannot store. SQLState is what PostgreSQL reports for the same input
+// from a client (22021, character_not_in_repertoire), so that callers can
+// report it as the server would.
+type NULError struct{ Pos int }
+
+func (e *NULError) Error() string {
+	return fmt.Sprintf("spi: parameter $%d: string contains a NUL byte, which PostgreSQL text cannot store", e.Pos)
+}
+
+// SQLState is 22021.
+func (e *NULError) SQLState() string { return "22021" }

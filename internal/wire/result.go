@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Column describes one result column: its name as PostgreSQL reports it and
@@ -135,7 +136,12 @@ func DecodeResult(buf []byte) (*Result, error) {
 		return nil, fmt.Errorf("wire: malformed result: %d columns cannot fit in %d bytes", ncols, len(buf))
 	}
 	r := &Result{Columns: make([]Column, ncols), buf: buf}
-	kinds := make([]byte, ncols)
+	var kb [16]byte // most results: no allocation for the kinds
+	kinds := kb[:0]
+	if ncols > uint32(len(kb)) {
+		kinds = make([]byte, 0, ncols)
+	}
+	kinds = kinds[:ncols]
 	for c := range r.Columns {
 		oid := d.u32("column type")
 		n := d.u32("column name length")
@@ -166,6 +172,11 @@ func DecodeResult(buf []byte) (*Result, error) {
 		return nil, fmt.Errorf("wire: malformed result: %d rows of %d columns cannot fit in %d bytes", nrows, ncols, len(buf))
 	}
 	r.rowOff = make([]int, nrows)
+	// One tight pass first; only a malformed buffer takes the careful pass
+	// below, which says where and what.
+	if off, ok := scanCells(buf, d.off, kinds, r.rowOff); ok && off == len(buf) {
+		return r, nil
+	}
 	for i := range r.rowOff {
 		r.rowOff[i] = d.off
 		for c, want := range kinds {
@@ -193,6 +204,145 @@ func DecodeResult(buf []byte) (*Result, error) {
 	return r, nil
 }
 
+// scanCells walks every cell from off, recording where each row starts,
+// and checks lengths and kinds as DecodeResult does; ok is false at the
+// first problem (DecodeResult then finds and reports it).
+func scanCells(buf []byte, off int, kinds []byte, rowOff []int) (int, bool) {
+	n := len(buf)
+	for i := range rowOff {
+		rowOff[i] = off
+		for _, want := range kinds {
+			if off >= n {
+				return off, false
+			}
+			kind := buf[off]
+			off++
+			if kind == KindNull {
+				continue
+			}
+			if kind != want {
+				return off, false
+			}
+			switch kind {
+			case KindInt64, KindFloat64:
+				if n-off < 8 {
+					return off, false
+				}
+				off += 8
+			default: // KindText, KindBinary
+				if n-off < 4 {
+					return off, false
+				}
+				l := uint64(binary.LittleEndian.Uint32(buf[off:]))
+				off += 4
+				if uint64(n-off) < l {
+					return off, false
+				}
+				off += int(l)
+			}
+		}
+	}
+	return off, true
+}
+
+// cell decodes the cell at off of a validated buffer and returns the
+// offset after it.
+func cell(buf []byte, off int, typ uint32) (Value, int) {
+	v := Value{Kind: buf[off], Type: typ}
+	off++
+	switch v.Kind {
+	case KindInt64:
+		v.I = int64(binary.LittleEndian.Uint64(buf[off:]))
+		off += 8
+	case KindFloat64:
+		v.F = math.Float64frombits(binary.LittleEndian.Uint64(buf[off:]))
+		off += 8
+	case KindText, KindBinary:
+		n := int(binary.LittleEndian.Uint32(buf[off:]))
+		off += 4
+		v.B = buf[off : off+n : off+n]
+		off += n
+	}
+	return v, off
+}
+
+// Scan stores row i straight into dest, one destination per column, as
+// Assign would, without decoding the row into Values first: the common
+// destinations (*int64, *string, *time.Time, ...) of matching columns are
+// stored directly, anything else goes through Assign. It panics if i is out
+// of range or dest does not have one entry per column.
+func (r *Result) Scan(i int, dest []any) error {
+	if i < 0 || i >= r.NumRows {
+		panic(fmt.Sprintf("wire: row %d out of range [0,%d)", i, r.NumRows))
+	}
+	if len(r.Columns) == 0 {
+		return nil
+	}
+	buf, off := r.buf, r.rowOff[i]
+	for c, d := range dest {
+		var v Value
+		v, off = cell(buf, off, r.Columns[c].Type)
+		if storeDirect(d, &v) {
+			continue
+		}
+		if err := Assign(d, v, r.Columns[c], c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storeDirect stores v in d when that needs no conversion beyond what the
+// column type implies, and reports whether it did; every other case
+// (NULL, text to be parsed, range checks that fail, nil pointers) is left
+// to Assign, which also words the errors.
+func storeDirect(d any, v *Value) bool {
+	switch d := d.(type) {
+	case *int64:
+		if d != nil && v.Kind == KindInt64 && isInteger(v.Type) {
+			*d = v.I
+			return true
+		}
+	case *int:
+		if d != nil && v.Kind == KindInt64 && isInteger(v.Type) {
+			*d = int(v.I)
+			return true
+		}
+	case *int32:
+		if d != nil && v.Kind == KindInt64 && isInteger(v.Type) && v.I >= math.MinInt32 && v.I <= math.MaxInt32 {
+			*d = int32(v.I)
+			return true
+		}
+	case *string:
+		if d != nil && (v.Kind == KindText || v.Kind == KindBinary) {
+			*d = string(v.B)
+			return true
+		}
+	case *float64:
+		if d != nil && v.Kind == KindFloat64 {
+			*d = v.F
+			return true
+		}
+	case *bool:
+		if d != nil && v.Kind == KindInt64 && v.Type == TypeBool {
+			*d = v.I != 0
+			return true
+		}
+	case *time.Time:
+		if d != nil && v.Kind == KindInt64 && (v.Type == TypeTimestampTZ || v.Type == TypeTimestamp) &&
+			v.I != math.MaxInt64 && v.I != math.MinInt64 {
+			sec, us := v.I/usPerSec, v.I%usPerSec
+			if us < 0 { // floor: -1µs is 1999-12-31 23:59:59.999999
+				sec--
+				us += usPerSec
+			}
+			*d = time.Unix(pgEpochUnix+sec, us*1000).UTC()
+			return true
+		}
+	}
+	return false
+}
+
 // Row decodes row i (0-based) into dst, reusing its storage, and returns it
 // with one Value per column. Passing the previous call's result as dst makes
 // sequential iteration allocation-free. It panics if i is out of range, like
@@ -207,22 +357,9 @@ func (r *Result) Row(i int, dst []Value) []Value {
 	}
 	buf, off := r.buf, r.rowOff[i]
 	for _, col := range r.Columns {
-		v := Value{Kind: buf[off], Type: col.Type}
-		off++
-		// The buffer was validated: every read below is in bounds.
-		switch v.Kind {
-		case KindInt64:
-			v.I = int64(binary.LittleEndian.Uint64(buf[off:]))
-			off += 8
-		case KindFloat64:
-			v.F = math.Float64frombits(binary.LittleEndian.Uint64(buf[off:]))
-			off += 8
-		case KindText, KindBinary:
-			n := int(binary.LittleEndian.Uint32(buf[off:]))
-			off += 4
-			v.B = buf[off : off+n : off+n]
-			off += n
-		}
+		// The buffer was validated: every read in cell is in bounds.
+		var v Value
+		v, off = cell(buf, off, col.Type)
 		dst = append(dst, v)
 	}
 	return dst

@@ -1372,3 +1372,53 @@ func ExampleDecodeResult() {
 	// 42 <nil> infinity
 	// spi: cannot scan column 3 ("t") of type timestamp with time zone into *time.Time: value is infinity, which time.Time cannot represent (scan into *string or *any)
 }
+
+// TestResultScanMatchesAssign: Result.Scan's direct stores give what
+// Row + Assign give, values and errors, for every pairing of these cells
+// and destinations.
+func TestResultScanMatchesAssign(t *testing.T) {
+	cols := []Column{{"i8", TypeInt8}, {"i4", TypeInt4}, {"t", TypeText}, {"ts", TypeTimestampTZ},
+		{"f", TypeFloat8}, {"b", TypeBool}, {"d", TypeDate}, {"n", TypeNumeric}, {"by", TypeBytea}}
+	rows := [][]Value{
+		{{Kind: KindInt64, I: 1 << 40}, {Kind: KindInt64, I: -70000}, {Kind: KindText, B: []byte("héllo")},
+			{Kind: KindInt64, I: -1}, {Kind: KindFloat64, F: 2.5}, {Kind: KindInt64, I: 1},
+			{Kind: KindInt64, I: 9000}, {Kind: KindText, B: []byte("42.00")}, {Kind: KindBinary, B: []byte{0, 1}}},
+		{{Kind: KindNull}, {Kind: KindInt64, I: 5}, {Kind: KindNull}, {Kind: KindInt64, I: math.MaxInt64},
+			{Kind: KindNull}, {Kind: KindInt64, I: 0}, {Kind: KindNull}, {Kind: KindNull}, {Kind: KindNull}},
+	}
+	buf, err := AppendResult(nil, cols, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := DecodeResult(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dests := []func() any{
+		func() any { return new(int64) }, func() any { return new(int) }, func() any { return new(int32) },
+		func() any { return new(string) }, func() any { return new(float64) }, func() any { return new(bool) },
+		func() any { return new(time.Time) }, func() any { return new(*int64) },
+	}
+	for r := range rows {
+		vals := res.Row(r, nil)
+		for c := range cols {
+			for _, mk := range dests {
+				want, got := mk(), mk()
+				werr := Assign(want, vals[c], cols[c], c)
+				dest := make([]any, len(cols))
+				for k := range dest {
+					dest[k] = new(any)
+				}
+				dest[c] = got
+				gerr := res.Scan(r, dest)
+				if fmt.Sprint(werr) != fmt.Sprint(gerr) {
+					t.Errorf("row %d col %s into %T: error %v, want %v", r, cols[c].Name, got, gerr, werr)
+					continue
+				}
+				if !reflect.DeepEqual(want, got) {
+					t.Errorf("row %d col %s into %T: %v, want %v", r, cols[c].Name, got, got, want)
+				}
+			}
+		}
+	}
+}

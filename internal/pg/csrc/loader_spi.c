@@ -30,6 +30,8 @@
 #include "mb/pg_wchar.h"
 #include "nodes/params.h"
 #include "parser/parse_param.h"
+#include "parser/parser.h"
+#include "utils/plancache.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -91,10 +93,14 @@ read_bytes(const char *p, const char *end, void *dst, size_t n)
 	return p + n;
 }
 
-PggoWireParam *
-pggo_decode_params(const char *p, size_t len, int n)
+/*
+ * n records from *pp onwards (not past end); *pp is left after the last
+ * one, so that a batch of argument rows decodes one row at a time.
+ */
+static PggoWireParam *
+decode_params_from(const char **pp, const char *end, int n)
 {
-	const char *end = p + len;
+	const char *p = *pp;
 	PggoWireParam *wp;
 
 	if (n < 0)
@@ -141,7 +147,14 @@ pggo_decode_params(const char *p, size_t len, int n)
 								errmsg("pggo: unknown parameter kind %d", kind)));
 		}
 	}
+	*pp = p;
 	return wp;
+}
+
+PggoWireParam *
+pggo_decode_params(const char *p, size_t len, int n)
+{
+	return decode_params_from(&p, p + len, n);
 }
 
 /* A value's text through the type's input function (e.g. numeric). */
@@ -227,6 +240,7 @@ no_nul(PggoWireParam *w, int index)
 {
 	if (memchr(w->b, '\0', w->len) == NULL)
 		return;
+	/* 22021, as PostgreSQL reports a NUL byte in text from a client. */
 	if (index < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
@@ -338,10 +352,42 @@ pggo_param_datum(PggoWireParam *w, Oid type, int index)
  * Results: Datums into the wire format
  * ---------------------------------------------------------------------
  */
+/*
+ * n bytes onto s. Rows are packed a value at a time, so this is the
+ * innermost loop of reading: one capacity check and a memcpy, without
+ * appendBinaryStringInfo's call and terminating NUL (nothing reads the
+ * buffer as a C string; hand_over passes its length).
+ */
+static inline void
+put_raw(StringInfo s, const void *p, size_t n)
+{
+	if ((size_t) (s->maxlen - s->len) <= n)
+		enlargeStringInfo(s, (int) n);
+	memcpy(s->data + s->len, p, n);
+	s->len += (int) n;
+}
+
+/* A kind byte and its 8-byte payload in one write. */
+static inline void
+put_kind8(StringInfo s, uint8 kind, const void *v8)
+{
+	char		b[9];
+
+	b[0] = (char) kind;
+	memcpy(b + 1, v8, 8);
+	put_raw(s, b, 9);
+}
+
+static inline void
+put_kind_i64(StringInfo s, uint8 kind, int64 v)
+{
+	put_kind8(s, kind, &v);
+}
+
 static void
 put_u8(StringInfo s, uint8 v)
 {
-	appendBinaryStringInfo(s, (char *) &v, 1);
+	put_raw(s, &v, 1);
 }
 
 void
@@ -357,17 +403,18 @@ pggo_put_i64(StringInfo s, int64 v)
 }
 
 static void
-put_f64(StringInfo s, double v)
-{
-	appendBinaryStringInfo(s, (char *) &v, 8);
-}
-
-static void
 put_bytes(StringInfo s, uint8 kind, const char *p, size_t len)
 {
-	put_u8(s, kind);
-	pggo_put_u32(s, (uint32) len);
-	appendBinaryStringInfo(s, p, len);
+	char		h[5];
+	uint32		l = (uint32) len;
+
+	h[0] = (char) kind;
+	memcpy(h + 1, &l, 4);
+	if ((size_t) (s->maxlen - s->len) <= len + 5)
+		enlargeStringInfo(s, (int) (len + 5));
+	memcpy(s->data + s->len, h, 5);
+	memcpy(s->data + s->len + 5, p, len);
+	s->len += (int) (len + 5);
 }
 
 /* Append one value in the wire format; out caches the output function. */
@@ -382,45 +429,43 @@ pggo_pack_datum(StringInfo s, Oid type, Datum d, bool isnull, FmgrInfo *out, boo
 	switch (type)
 	{
 		case BOOLOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetBool(d) ? 1 : 0);
+			put_kind_i64(s, WIRE_INT64, DatumGetBool(d) ? 1 : 0);
 			break;
 		case INT2OID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetInt16(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetInt16(d));
 			break;
 		case INT4OID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetInt32(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetInt32(d));
 			break;
 		case INT8OID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetInt64(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetInt64(d));
 			break;
 		case OIDOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetObjectId(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetObjectId(d));
 			break;
 		case FLOAT4OID:
-			put_u8(s, WIRE_FLOAT64);
-			put_f64(s, DatumGetFloat4(d));
+			{
+				double		f = DatumGetFloat4(d);
+
+				put_kind8(s, WIRE_FLOAT64, &f);
+			}
 			break;
 		case FLOAT8OID:
-			put_u8(s, WIRE_FLOAT64);
-			put_f64(s, DatumGetFloat8(d));
+			{
+				double		f = DatumGetFloat8(d);
+
+				put_kind8(s, WIRE_FLOAT64, &f);
+			}
 			break;
 		case DATEOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetDateADT(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetDateADT(d));
 			break;
 		case TIMESTAMPOID:
 		case TIMESTAMPTZOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetTimestamp(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetTimestamp(d));
 			break;
 		case TIMEOID:
-			put_u8(s, WIRE_INT64);
-			pggo_put_i64(s, DatumGetTimeADT(d));
+			put_kind_i64(s, WIRE_INT64, DatumGetTimeADT(d));
 			break;
 		case NAMEOID:
 			{
@@ -776,8 +821,39 @@ typedef struct PrepareArgs
 	size_t		sqllen;
 	const unsigned *types;
 	int			ntypes;
+	bool		cache_only;		/* the plan cache: worth-keeping statements only */
 	PggoPlan   *plan;
 } PrepareArgs;
+
+/*
+ * Whether the plan cache may keep sql: exactly one SELECT (VALUES, TABLE),
+ * INSERT, UPDATE, DELETE or MERGE. Several statements must not be analysed
+ * before the first has run (CREATE TABLE t; INSERT INTO t ...), and utility
+ * statements have no plan worth keeping.
+ */
+static bool
+cacheable(const char *sql)
+{
+	List	   *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	Node	   *stmt;
+
+	if (list_length(raw) != 1)
+		return false;
+	stmt = linitial_node(RawStmt, raw)->stmt;
+	switch (nodeTag(stmt))
+	{
+		case T_SelectStmt:
+		case T_InsertStmt:
+		case T_UpdateStmt:
+		case T_DeleteStmt:
+#if PG_VERSION_NUM >= 150000
+		case T_MergeStmt:
+#endif
+			return true;
+		default:
+			return false;
+	}
+}
 
 static void
 op_prepare(void *p)
@@ -789,6 +865,8 @@ op_prepare(void *p)
 	SPIPlanPtr	plan;
 	PggoPlan   *pp;
 
+	if (a->cache_only && !cacheable(sql))
+		return;
 	types = infer_types(sql, (const Oid *) a->types, a->ntypes, &n);
 	/* The kept plan has fixed types: no parser hook pointing at this frame. */
 	plan = SPI_prepare(sql, n, types);
@@ -807,11 +885,11 @@ op_prepare(void *p)
 	a->plan = pp;
 }
 
-int
-api_spi_prepare(const char *sql, size_t sqllen, const unsigned *types, int ntypes,
-				void **plan, unsigned **types_out, int *ntypes_out, pggo_error *err)
+static int
+prepare(const char *sql, size_t sqllen, const unsigned *types, int ntypes, bool cache_only,
+		void **plan, unsigned **types_out, int *ntypes_out, pggo_error *err)
 {
-	PrepareArgs a = {sql, sqllen, types, ntypes, NULL};
+	PrepareArgs a = {sql, sqllen, types, ntypes, cache_only, NULL};
 
 	*plan = NULL;
 	*types_out = NULL;
@@ -820,11 +898,27 @@ api_spi_prepare(const char *sql, size_t sqllen, const unsigned *types, int ntype
 		return -1;
 	if (spi_guard(op_prepare, &a, err) != 0)
 		return -1;
+	if (a.plan == NULL)
+		return 0;				/* not worth caching (cache_only) */
 	*plan = a.plan;
 	*ntypes_out = a.plan->ntypes;
 	*types_out = malloc(sizeof(unsigned) * Max(a.plan->ntypes, 1));
 	memcpy(*types_out, a.plan->types, sizeof(unsigned) * a.plan->ntypes);
 	return 0;
+}
+
+int
+api_spi_prepare(const char *sql, size_t sqllen, const unsigned *types, int ntypes,
+				void **plan, unsigned **types_out, int *ntypes_out, pggo_error *err)
+{
+	return prepare(sql, sqllen, types, ntypes, false, plan, types_out, ntypes_out, err);
+}
+
+int
+api_spi_prepare_cached(const char *sql, size_t sqllen, const unsigned *types, int ntypes,
+					   void **plan, unsigned **types_out, int *ntypes_out, pggo_error *err)
+{
+	return prepare(sql, sqllen, types, ntypes, true, plan, types_out, ntypes_out, err);
 }
 
 static void
@@ -1004,11 +1098,22 @@ op_query(void *p)
 		Portal		portal = SPI_cursor_open_with_paramlist(NULL, plan, pli, false);
 		StringInfo	s;
 
-		a->portal = strdup(portal->name);
 		MemoryContextSwitchTo(callcxt);
 		s = result_buffer();
 		fetch_batch(portal, a->batch, s, a->out);
 		hand_over(s, a->out);
+		/*
+		 * A result that fit the first batch needs no cursor any more: close
+		 * it here rather than in one more call from Go.
+		 */
+		if (a->out->more)
+		{
+			a->portal = strdup(portal->name);
+			if (a->portal == NULL)
+				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		}
+		else
+			SPI_cursor_close(portal);
 		if (!a->plan)
 			SPI_freeplan(plan);	/* the cursor keeps its own copy */
 		MemoryContextSwitchTo(old);
@@ -1113,6 +1218,189 @@ api_spi_query(void *plan, const char *sql, size_t sqllen, const char *params, si
 		return -1;
 	}
 	*portal = a.portal;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * One row without a cursor (QueryRow), and batches of argument rows
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A single SELECT may stop at its first row, as a cursor read once would
+ * and as PL/pgSQL's SELECT INTO does; anything else (INSERT ... RETURNING,
+ * several statements, utility commands) must run to completion, as the
+ * cursor path ran it (a RETURNING portal is filled at its first fetch).
+ */
+static bool
+single_select(SPIPlanPtr plan)
+{
+	List	   *srcs = SPI_plan_get_plan_sources(plan);
+
+	return list_length(srcs) == 1 &&
+		((CachedPlanSource *) linitial(srcs))->commandTag == CMDTAG_SELECT;
+}
+
+/* A one-shot plan of sql with variable parameters; types settle in *vpp. */
+static SPIPlanPtr
+one_shot_plan(const char *sql, size_t sqllen, PggoWireParam *wp, int n, VarParams **vpp)
+{
+	VarParams  *vp = palloc0(sizeof(VarParams));
+	SPIPrepareOptions popts;
+	SPIPlanPtr	plan;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	vp->ntypes = n;
+	vp->types = palloc0(sizeof(Oid) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		vp->types[i] = wp[i].oid;
+	memset(&popts, 0, sizeof(popts));
+	popts.parserSetup = varparams_setup;
+	popts.parserSetupArg = vp;
+	popts.parseMode = RAW_PARSE_DEFAULT;
+	plan = SPI_prepare_extended(pnstrdup(sql, sqllen), &popts);
+	MemoryContextSwitchTo(cxt);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	for (int i = 0; i < vp->ntypes; i++)
+		if (vp->types[i] == InvalidOid)
+			vp->types[i] = TEXTOID;
+	*vpp = vp;
+	return plan;
+}
+
+static void
+check_nparams(int ntypes, int nparams)
+{
+	if (ntypes != nparams)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_PARAMETER),
+				 errmsg("the statement takes %d parameter%s but %d argument%s given",
+						ntypes, ntypes == 1 ? "" : "s", nparams, nparams == 1 ? " was" : "s were")));
+}
+
+static void
+op_query_row(void *p)
+{
+	QueryArgs  *a = p;
+	MemoryContext callcxt = call_cxt();
+	MemoryContext old = MemoryContextSwitchTo(callcxt);
+	PggoWireParam *wp = pggo_decode_params(a->params, a->paramslen, a->nparams);
+	SPIPlanPtr	plan;
+	const Oid  *types;
+	int			ntypes;
+	SPIExecuteOptions eopts;
+	StringInfo	s;
+	int			rc;
+
+	if (a->plan)
+	{
+		plan = a->plan->plan;
+		types = a->plan->types;
+		ntypes = a->plan->ntypes;
+	}
+	else
+	{
+		VarParams  *vp;
+
+		plan = one_shot_plan(a->sql, a->sqllen, wp, a->nparams, &vp);
+		types = vp->types;
+		ntypes = vp->ntypes;
+	}
+	check_nparams(ntypes, a->nparams);
+	memset(&eopts, 0, sizeof(eopts));
+	eopts.params = make_params(wp, a->nparams, types);
+	eopts.tcount = single_select(plan) ? 1 : 0;
+	rc = SPI_execute_plan_extended(plan, &eopts);
+	MemoryContextSwitchTo(callcxt);
+	if (rc < 0)
+		elog(ERROR, "SPI failed: %s", SPI_result_code_string(rc));
+	a->out->processed = SPI_processed;
+	a->out->more = 0;
+	s = result_buffer();
+	/* The first row only: Row.Scan reads no other. */
+	pack_result(s, SPI_tuptable, SPI_tuptable ? Min(SPI_processed, (uint64) 1) : 0);
+	hand_over(s, a->out);
+	if (SPI_tuptable)
+		SPI_freetuptable(SPI_tuptable);
+	if (!a->plan)
+		SPI_freeplan(plan);
+	MemoryContextSwitchTo(old);
+}
+
+int
+api_spi_query_row(void *plan, const char *sql, size_t sqllen, const char *params,
+				  size_t paramslen, int nparams, pggo_buf *out, pggo_error *err)
+{
+	QueryArgs	a;
+
+	memset(out, 0, sizeof(*out));
+	if (!pggo_spi_usable(err))
+		return -1;
+	init_query(&a, plan, sql, sqllen, params, paramslen, nparams, 1, 0, out);
+	return spi_guard(op_query_row, &a, err);
+}
+
+typedef struct BatchArgs
+{
+	PggoPlan   *plan;
+	const char *params;
+	size_t		paramslen;
+	int			nparams;
+	int64		nrows;
+	uint64		processed;
+} BatchArgs;
+
+static void
+op_exec_batch(void *p)
+{
+	BatchArgs  *a = p;
+	MemoryContext callcxt = call_cxt();
+	MemoryContext old = MemoryContextSwitchTo(callcxt);
+	/* Per row: its Datums; reset after each run, so a batch stays small. */
+	MemoryContext rowcxt = AllocSetContextCreate(callcxt, "pggo batch row",
+												 ALLOCSET_DEFAULT_SIZES);
+	const char *pos = a->params;
+	const char *end = a->params + a->paramslen;
+
+	check_nparams(a->plan->ntypes, a->nparams);
+	for (int64 r = 0; r < a->nrows; r++)
+	{
+		PggoWireParam *wp;
+		SPIExecuteOptions eopts;
+		int			rc;
+
+		MemoryContextSwitchTo(rowcxt);
+		wp = decode_params_from(&pos, end, a->nparams);
+		memset(&eopts, 0, sizeof(eopts));
+		eopts.params = make_params(wp, a->nparams, a->plan->types);
+		rc = SPI_execute_plan_extended(a->plan->plan, &eopts);
+		MemoryContextSwitchTo(callcxt);
+		if (rc < 0)
+			elog(ERROR, "SPI failed: %s", SPI_result_code_string(rc));
+		a->processed += SPI_processed;
+		if (SPI_tuptable)
+			SPI_freetuptable(SPI_tuptable);
+		MemoryContextReset(rowcxt);
+	}
+	if (pos != end)
+		ereport(ERROR, (errcode(ERRCODE_PROTOCOL_VIOLATION),
+						errmsg("pggo: malformed parameter buffer")));
+	MemoryContextSwitchTo(old);
+}
+
+int
+api_spi_exec_batch(void *plan, const char *params, size_t paramslen, int nparams,
+				   int64_t nrows, uint64_t *processed, pggo_error *err)
+{
+	BatchArgs	a = {plan, params, paramslen, nparams, nrows, 0};
+
+	*processed = 0;
+	if (!pggo_spi_usable(err))
+		return -1;
+	if (spi_guard(op_exec_batch, &a, err) != 0)
+		return -1;
+	*processed = a.processed;
 	return 0;
 }
 

@@ -313,5 +313,10 @@ pggo_make_api(void)
 	api.mq_receive = api_mq_receive;
 	api.mq_detach = api_mq_detach;
 	api.my_user_id = api_my_user_id;
+
+	/* Performance (issue 10): keep in one block. */
+	api.spi_prepare_cached = api_spi_prepare_cached;
+	api.spi_query_row = api_spi_query_row;
+	api.spi_exec_batch = api_spi_exec_batch;
 	return &api;
 }

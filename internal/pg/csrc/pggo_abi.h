@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGGO_ABI_VERSION 7
+#define PGGO_ABI_VERSION 8
 
 /* Result codes of every pggo_api call that can fail. */
 enum
@@ -188,6 +188,25 @@ typedef struct pggo_api
 	int			(*mq_detach) (void *mq, pggo_error *err);
 	/* GetUserId(): the role to hand work to a worker as (pg_background). */
 	unsigned	(*my_user_id) (void);
+
+	/* ---- Performance (issue 10): plan cache, cursor-free rows, batches.
+	 * Appended as one block; keep it together when merging. ---- */
+
+	/* spi_prepare for spi's automatic plan cache: only a single SELECT,
+	 * INSERT, UPDATE, DELETE or MERGE is worth keeping (and safe to analyse
+	 * before it runs). For anything else it succeeds with *plan NULL. */
+	int			(*spi_prepare_cached) (const char *sql, size_t sqllen, const unsigned *types,
+									   int ntypes, void **plan, unsigned **types_out,
+									   int *ntypes_out, pggo_error *err);
+	/* At most the first row of plan (or sql when plan is NULL), without a
+	 * cursor: a single SELECT runs only as far as its first row; any other
+	 * statement runs to completion. */
+	int			(*spi_query_row) (void *plan, const char *sql, size_t sqllen, const char *params,
+								  size_t paramslen, int nparams, pggo_buf *out, pggo_error *err);
+	/* Runs plan once per argument row: params holds nrows x nparams
+	 * records. *processed sums the rows each run processed. */
+	int			(*spi_exec_batch) (void *plan, const char *params, size_t paramslen, int nparams,
+								   int64_t nrows, uint64_t *processed, pggo_error *err);
 } pggo_api;
 
 /* Shared memory regions: limits, lock modes (pggo_api.shmem_lock). */

@@ -126,6 +126,16 @@ extern PGGO_HIDDEN int api_spi_query(void *plan, const char *sql, size_t sqllen,
 extern PGGO_HIDDEN int api_spi_fetch(const char *portal, long batch, pggo_buf *out,
 									 pggo_error *err);
 extern PGGO_HIDDEN int api_spi_close_cursor(const char *portal, pggo_error *err);
+extern PGGO_HIDDEN int api_spi_prepare_cached(const char *sql, size_t sqllen,
+											  const unsigned *types, int ntypes, void **plan,
+											  unsigned **types_out, int *ntypes_out,
+											  pggo_error *err);
+extern PGGO_HIDDEN int api_spi_query_row(void *plan, const char *sql, size_t sqllen,
+										 const char *params, size_t paramslen, int nparams,
+										 pggo_buf *out, pggo_error *err);
+extern PGGO_HIDDEN int api_spi_exec_batch(void *plan, const char *params, size_t paramslen,
+										  int nparams, int64_t nrows, uint64_t *processed,
+										  pggo_error *err);
 extern PGGO_HIDDEN int api_param_roundtrip(const char *params, size_t len, unsigned type,
 										   char **text, int *isnull, pggo_error *err);
 
