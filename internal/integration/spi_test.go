@@ -76,7 +76,7 @@ func TestJobQueue(t *testing.T) {
 	conn := c.Connect(t)
 	ctx := context.Background()
 	var pids []int32
-	pgtest.Eventually(t, 30*time.Second, "three queue workers ready", func() (bool, error) {
+	pgtest.Eventually(t, 90*time.Second, "three queue workers ready", func() (bool, error) {
 		rows, _ := conn.Query(ctx, "SELECT value::int4 FROM pggo_results WHERE worker = 'pggo_test_queue' AND key = 'ready'")
 		var err error
 		pids, err = pgx.CollectRows(rows, pgx.RowTo[int32])
@@ -93,7 +93,7 @@ func TestJobQueue(t *testing.T) {
 			t.Fatalf("pggo_set_latch(%d): %v, %v", pid, ok, err)
 		}
 	}
-	pgtest.Eventually(t, 30*time.Second, "every job done", func() (bool, error) {
+	pgtest.Eventually(t, 90*time.Second, "every job done", func() (bool, error) {
 		var pending int
 		err := conn.QueryRow(ctx, "SELECT count(*) FROM queue_jobs WHERE state = 'pending'").Scan(&pending)
 		return pending == 0, err

@@ -349,16 +349,3 @@ func AppendParamTypes(dst, params []byte) []byte {
 	}
 	return dst
 }
-
-// NULError is a string parameter holding a NUL byte, which PostgreSQL text
-// cannot store. SQLState is what PostgreSQL reports for the same input
-// from a client (22021, character_not_in_repertoire), so that callers can
-// report it as the server would.
-type NULError struct{ Pos int }
-
-func (e *NULError) Error() string {
-	return fmt.Sprintf("spi: parameter $%d: string contains a NUL byte, which PostgreSQL text cannot store", e.Pos)
-}
-
-// SQLState is 22021.
-func (e *NULError) SQLState() string { return "22021" }
