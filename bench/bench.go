@@ -87,6 +87,7 @@ var Workloads = []Workload{
 	{Name: "insert_prepared", Title: "single-row INSERT, prepared once, ×N in one transaction", Unit: "statement", N: 100_000, Smoke: 200},
 	{Name: "insert_tx", Title: "one transaction per single-row INSERT", Unit: "transaction", N: 10_000, Smoke: 50},
 	{Name: "read", Title: "read rows of (int8, text, timestamptz, numeric) into values", Unit: "row", N: 1_000_000, Smoke: 2_000},
+	{Name: "do", Title: "`bgworker.Do` round trip from a goroutine to the worker's thread (empty fn)", Unit: "round trip", N: 100_000, Smoke: 200},
 	{Name: "launch", Title: "dynamic worker launch → its first line of code (median of N)", Unit: "launch", N: 50, Smoke: 3, PerOpFromJob: true},
 }
 

@@ -59,7 +59,8 @@ func TestBench(t *testing.T) {
 				t.Errorf("%s %s: %s", w.Name, c, e.Status)
 			}
 		}
-		if e := w.Contenders[C]; e.Status != "ok" {
+		// The Go-only workloads (bgworker.Do) have no C baseline.
+		if e := w.Contenders[C]; e.Status != "ok" && w.Name != "do" {
 			t.Errorf("%s: the C baseline did not run: %s", w.Name, e.Status)
 		}
 	}

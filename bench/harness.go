@@ -393,6 +393,9 @@ func (c *workerContender) start(ctx context.Context) error {
 }
 
 func (c *workerContender) run(ctx context.Context, w Workload, n int64) (Sample, int64, error) {
+	if w.Name == "do" && c.contender == C {
+		return Sample{}, 0, fmt.Errorf("%w: a C worker has no goroutines to hand work over", ErrNotApplicable)
+	}
 	var id int64
 	if err := c.h.ctl.QueryRow(ctx, "INSERT INTO bench_jobs(contender, workload, n) VALUES ($1, $2, $3) RETURNING id",
 		c.contender, w.Name, n).Scan(&id); err != nil {

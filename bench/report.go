@@ -403,6 +403,10 @@ func Markdown(s *Summary, analysisPath string) string {
 				p(" %s |", shortStatus(e.Status))
 				continue
 			}
+			if e.RatioToC == 0 { // no C baseline (bgworker.Do)
+				p(" %s/%s |", fmtDur(e.PerOpNS.Median), w.Unit)
+				continue
+			}
 			p(" %s/%s (%.2f×C) |", fmtDur(e.PerOpNS.Median), w.Unit, e.RatioToC)
 		}
 		p("\n")

@@ -35,6 +35,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -89,6 +90,7 @@ var workloads = map[string]func(j job) (outcome, error){
 	"insert_tx":        insertTx,
 	"read":             read,
 	"launch":           launch,
+	"do":               doRoundTrip,
 }
 
 // notYet turns the error of an API that is still a stub into errNotYet.
@@ -428,3 +430,24 @@ func readMemory() (rss, hwm, anon int64) {
 }
 
 func main() {}
+
+// doRoundTrip: one goroutine hands n empty functions to the worker's thread
+// with bgworker.Do, one after the other, while the MainFunc serves.
+func doRoundTrip(j job) (o outcome, err error) {
+	ctx, done := context.WithCancel(bgworker.Context())
+	var n int64
+	var doErr error
+	bgworker.Go(func() {
+		defer done()
+		for i := int64(0); i < j.n; i++ {
+			if doErr = bgworker.Do(ctx, func() error { n++; return nil }); doErr != nil {
+				return
+			}
+		}
+	})
+	if err := bgworker.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return o, err
+	}
+	o.rows, o.checksum = n, n
+	return o, doErr
+}
