@@ -184,12 +184,14 @@ func WorkerContinue() bool {
 // bootstrap superuser; no dbname connects to no database at all (only shared
 // catalogs are readable), as in PostgreSQL. Call it once. The worker
 // must have been registered with EnableSPIAccess. A database or role that
-// does not exist ends the worker with FATAL (exit code 1), as in C.
-func ConnectWorkerToSPI(dbname, username string) error {
+// does not exist ends the worker with FATAL (exit code 1), as in C. flags
+// are PostgreSQL's connection bypasses ([BypassAllowConn],
+// [BypassRoleLoginCheck]).
+func ConnectWorkerToSPI(dbname, username string, flags ...ConnectFlag) error {
 	if err := canConnect(); err != nil {
 		return err
 	}
-	if err := pg.Connect(dbname, username); err != nil {
+	if err := pg.Connect(dbname, username, connectFlags(flags)); err != nil {
 		return err
 	}
 	connected = true
@@ -209,15 +211,37 @@ func UserOID() pggo.Oid { return pggo.Oid(pg.MyUserID()) }
 
 // ConnectWorkerToSPIByOID is ConnectWorkerToSPI with the database's and the
 // role's OIDs (0 for the role: the bootstrap superuser).
-func ConnectWorkerToSPIByOID(db, user pggo.Oid) error {
+func ConnectWorkerToSPIByOID(db, user pggo.Oid, flags ...ConnectFlag) error {
 	if err := canConnect(); err != nil {
 		return err
 	}
-	if err := pg.ConnectByOID(uint32(db), uint32(user)); err != nil {
+	if err := pg.ConnectByOID(uint32(db), uint32(user), connectFlags(flags)); err != nil {
 		return err
 	}
 	connected = true
 	return nil
+}
+
+// ConnectFlag is one of PostgreSQL's bypasses for a worker's connection
+// (the flags of BackgroundWorkerInitializeConnection).
+type ConnectFlag int
+
+const (
+	// BypassAllowConn connects even to a database with datallowconn =
+	// false (BGWORKER_BYPASS_ALLOWCONN).
+	BypassAllowConn ConnectFlag = ConnectFlag(pg.ConnectBypassAllowConn)
+	// BypassRoleLoginCheck connects as a role without LOGIN
+	// (BGWORKER_BYPASS_ROLELOGINCHECK, PostgreSQL 17 and later; on 15 the
+	// connection fails with SQLSTATE 0A000).
+	BypassRoleLoginCheck ConnectFlag = ConnectFlag(pg.ConnectBypassRoleLoginCheck)
+)
+
+func connectFlags(flags []ConnectFlag) int {
+	n := 0
+	for _, f := range flags {
+		n |= int(f)
+	}
+	return n
 }
 
 func canConnect() error {

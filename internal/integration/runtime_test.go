@@ -305,3 +305,28 @@ func readFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	return string(b), err
 }
+
+// ConnectWorkerToSPI's flags: BypassAllowConn reaches a database that
+// refuses connections; BypassRoleLoginCheck is PostgreSQL 17's (0A000 on 15).
+func TestConnectFlags(t *testing.T) {
+	c, conn := startReliability(t)
+	ctx := context.Background()
+	for _, q := range []string{"CREATE DATABASE rel_noconn ALLOW_CONNECTIONS false", "CREATE ROLE rel_nologin NOLOGIN"} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relLaunch(t, conn, "connect_flags")
+	c.WaitLog(t, regexp.MustCompile(`testext connect_flags: BypassAllowConn: nil`), 30*time.Second)
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	relLaunch(t, conn, "connect_nologin")
+	want := `BypassRoleLoginCheck: nil`
+	if version < 170000 {
+		want = `BypassRoleLoginCheck: 0A000`
+	}
+	c.WaitLog(t, regexp.MustCompile(`testext connect_flags: `+want), 30*time.Second)
+	c.AssertNoCrashRecovery(t)
+}

@@ -34,8 +34,8 @@ static void call_set_my_latch(void) { api->set_my_latch(); }
 static int call_wait_latch(long ms, int *events, pggo_error *err) { return api->wait_latch(ms, events, err); }
 static int call_postmaster_alive(pggo_error *err) { return api->postmaster_alive(err); }
 static void call_proc_exit(int code) { api->proc_exit(code); }
-static int call_connect(const char *db, const char *user, unsigned dboid, unsigned useroid, int by_oid, pggo_error *err) {
-	return api->connect(db, user, dboid, useroid, by_oid, err);
+static int call_connect(const char *db, const char *user, unsigned dboid, unsigned useroid, int how, pggo_error *err) {
+	return api->connect(db, user, dboid, useroid, how, err);
 }
 static int call_tx_begin(pggo_error *err) { return api->tx_begin(err); }
 static int call_tx_commit(pggo_error *err) { return api->tx_commit(err); }
@@ -388,7 +388,14 @@ func ParamRoundTrip(param []byte, typ uint32) (text string, isNull bool, err err
 }
 
 // Connect runs BackgroundWorkerInitializeConnection ("" = NULL).
-func Connect(db, user string) error {
+// Connection flags (PGGO_CONNECT_*), for Connect and ConnectByOID.
+const (
+	ConnectBypassAllowConn      = int(C.PGGO_CONNECT_BYPASS_ALLOWCONN)
+	ConnectBypassRoleLoginCheck = int(C.PGGO_CONNECT_BYPASS_ROLELOGINCHECK)
+	connectByOID                = int(C.PGGO_CONNECT_BY_OID)
+)
+
+func Connect(db, user string, flags int) error {
 	if err := needAPI(); err != nil {
 		return err
 	}
@@ -402,19 +409,19 @@ func Connect(db, user string) error {
 		defer C.free(unsafe.Pointer(cuser))
 	}
 	var e C.pggo_error
-	if C.call_connect(cdb, cuser, 0, 0, 0, &e) != 0 {
+	if C.call_connect(cdb, cuser, 0, 0, C.int(flags), &e) != 0 {
 		return convError(&e)
 	}
 	return nil
 }
 
 // ConnectByOID runs BackgroundWorkerInitializeConnectionByOid.
-func ConnectByOID(db, user uint32) error {
+func ConnectByOID(db, user uint32, flags int) error {
 	if err := needAPI(); err != nil {
 		return err
 	}
 	var e C.pggo_error
-	if C.call_connect(nil, nil, C.uint(db), C.uint(user), 1, &e) != 0 {
+	if C.call_connect(nil, nil, C.uint(db), C.uint(user), C.int(flags|connectByOID), &e) != 0 {
 		return convError(&e)
 	}
 	return nil

@@ -26,6 +26,8 @@ func init() {
 	bgworker.RegisterFunction("testext_dyn_do_shutdown", doShutdown)
 	bgworker.RegisterFunction("testext_dyn_slog", slogScenario)
 	bgworker.RegisterFunction("testext_dyn_wake_sql", wakeSQL)
+	bgworker.RegisterFunction("testext_dyn_connect_flags", connectFlags)
+	bgworker.RegisterFunction("testext_dyn_connect_nologin", connectNoLogin)
 }
 
 // ctxScenario: goroutines stop when the worker's context ends, while the
@@ -229,5 +231,19 @@ func wakeSQL(pggo.Datum) error {
 	for bgworker.WaitLatch(time.Minute) {
 		relRecord("woken", fmt.Sprintf("at_ms=%d", time.Now().UnixMilli()))
 	}
+	return nil
+}
+
+// connectFlags: PostgreSQL's connection bypasses, reported in the log (the
+// database it connects to has no rel_results).
+func connectFlags(pggo.Datum) error {
+	err := bgworker.ConnectWorkerToSPI("rel_noconn", "", bgworker.BypassAllowConn)
+	bgworker.Logf("testext connect_flags: BypassAllowConn: %s", state(err))
+	return nil
+}
+
+func connectNoLogin(pggo.Datum) error {
+	err := bgworker.ConnectWorkerToSPI("postgres", "rel_nologin", bgworker.BypassRoleLoginCheck)
+	bgworker.Logf("testext connect_flags: BypassRoleLoginCheck: %s", state(err))
 	return nil
 }

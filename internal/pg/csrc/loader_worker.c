@@ -120,27 +120,40 @@ typedef struct ConnectArgs
 	const char *user;
 	Oid			dboid;
 	Oid			useroid;
-	bool		by_oid;
+	int			how;			/* PGGO_CONNECT_* */
 } ConnectArgs;
 
 static void
 op_connect(void *p)
 {
 	ConnectArgs *a = p;
+	uint32		flags = 0;
 
-	if (a->by_oid)
-		BackgroundWorkerInitializeConnectionByOid(a->dboid, a->useroid, 0);
+	if (a->how & PGGO_CONNECT_BYPASS_ALLOWCONN)
+		flags |= BGWORKER_BYPASS_ALLOWCONN;
+	if (a->how & PGGO_CONNECT_BYPASS_ROLELOGINCHECK)
+	{
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
+		flags |= BGWORKER_BYPASS_ROLELOGINCHECK;
+#else
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("bgworker.BypassRoleLoginCheck needs PostgreSQL 17 or later; this server is %s", PG_VERSION)));
+#endif
+	}
+	if (a->how & PGGO_CONNECT_BY_OID)
+		BackgroundWorkerInitializeConnectionByOid(a->dboid, a->useroid, flags);
 	else
-		BackgroundWorkerInitializeConnection(a->db, a->user, 0);
+		BackgroundWorkerInitializeConnection(a->db, a->user, flags);
 	/* Connecting may install handlers (timeouts): keep them on the alt stack. */
 	pggo_use_signal_stack();
 }
 
 static int
 api_connect(const char *db, const char *user, unsigned dboid, unsigned useroid,
-			int by_oid, pggo_error *err)
+			int how, pggo_error *err)
 {
-	ConnectArgs a = {.db = db,.user = user,.dboid = dboid,.useroid = useroid,.by_oid = by_oid};
+	ConnectArgs a = {.db = db,.user = user,.dboid = dboid,.useroid = useroid,.how = how};
 	PggoFrame  *f = pggo_frame();
 
 	if (f == NULL || f->kind != PGGO_FRAME_WORKER)

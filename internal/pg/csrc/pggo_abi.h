@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGGO_ABI_VERSION 8
+#define PGGO_ABI_VERSION 9
 
 /* Result codes of every pggo_api call that can fail. */
 enum
@@ -41,6 +41,13 @@ enum
 	PGGO_START_POSTMASTER = 0,
 	PGGO_START_CONSISTENT = 1,
 	PGGO_START_RECOVERY_FINISHED = 2
+};
+/* How a worker connects (pggo_api.connect). */
+enum
+{
+	PGGO_CONNECT_BY_OID = 1,
+	PGGO_CONNECT_BYPASS_ALLOWCONN = 2,		/* BGWORKER_BYPASS_ALLOWCONN */
+	PGGO_CONNECT_BYPASS_ROLELOGINCHECK = 4	/* BGWORKER_BYPASS_ROLELOGINCHECK, 17+ */
 };
 /* Signal wake flags (bgworker.SignalWakeFlags). */
 enum
@@ -119,8 +126,9 @@ typedef struct pggo_api
 	int			(*wait_latch) (long timeout_ms, int *events, pggo_error *err);
 	int			(*postmaster_alive) (pggo_error *err);
 	void		(*proc_exit) (int code);
+	/* how: PGGO_CONNECT_* bits. */
 	int			(*connect) (const char *db, const char *user, unsigned dboid,
-							unsigned useroid, int by_oid, pggo_error *err);
+							unsigned useroid, int how, pggo_error *err);
 	int			(*tx_begin) (pggo_error *err);
 	int			(*tx_commit) (pggo_error *err);
 	int			(*tx_rollback) (pggo_error *err);
