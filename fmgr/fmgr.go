@@ -16,7 +16,8 @@
 // A Go function runs in the calling backend, on its thread: the Go runtime
 // is loaded in that backend at the first call (never in the postmaster). It
 // may launch dynamic workers (bgworker.Builder.LoadDynamic) and wait for
-// them. It cannot run SQL through package spi yet.
+// them, and run SQL through package spi in the caller's transaction (see
+// package spi).
 package fmgr
 
 import (

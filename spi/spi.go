@@ -23,8 +23,12 @@
 // whatever the server's TimeZone (write $1::timestamptz where nothing else
 // gives the type).
 //
-// A Go SQL function (package fmgr) cannot use spi yet, not even when a
-// worker's own statement calls it: calls return an error with SQLSTATE 0A000. Scan accepts the same types, pointers to pointers for NULL
+// A Go SQL function (package fmgr) may use spi too, also when a worker's own
+// statement calls it: its statements run in the caller's transaction and
+// snapshot (read-only in a STABLE or IMMUTABLE function). There an error
+// cannot be recovered from: once a statement failed, further calls fail and
+// PostgreSQL raises the error when the function returns; Savepoint returns
+// an error with SQLSTATE 0A000. Scan accepts the same types, pointers to pointers for NULL
 // (**string), sql.Scanner (sql.NullString, ...), and *any.
 //
 // A failed statement returns a *pggo.Error with its SQLSTATE; the

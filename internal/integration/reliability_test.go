@@ -82,17 +82,58 @@ func wantState(t *testing.T, what string, err error, state string) {
 
 // A worker's statement calls a Go SQL function that uses spi (directly and
 // through a column default): before, the nested call freed the outer call's
-// memory (double free, crash recovery); now spi refuses with 0A000.
+// memory (double free, crash recovery); now each frame has its own SPI
+// state and both work.
 func TestReliabilityNestedSPI(t *testing.T) {
 	c, conn := startReliability(t)
+	ctx := context.Background()
 	name := relLaunch(t, conn, "nested")
-	for key, want := range map[string]string{"direct": "0A000", "default": "0A000", "alive": "yes"} {
+	for key, want := range map[string]string{"direct": "nil", "default": "nil", "alive": "yes"} {
 		if got := relResult(t, conn, name, key, 30*time.Second); got != want {
 			t.Errorf("%s: %s, want %s", key, got, want)
 		}
 	}
-	_, err := conn.Exec(context.Background(), "SELECT testext_nested_spi()")
-	wantState(t, "spi in a SQL function called by a client", err, "0A000")
+	var got string
+	if err := conn.QueryRow(ctx, "SELECT x FROM rel_nested").Scan(&got); err != nil || got != "spi ran" {
+		t.Errorf("the column default: %q, %v", got, err)
+	}
+	c.AssertNoCrashRecovery(t)
+}
+
+// spi in Go SQL functions: the caller's transaction (a rolled-back caller
+// rolls the function's writes back), errors raised even when Go ignores
+// them, STABLE functions read-only.
+func TestSQLFunctionSPI(t *testing.T) {
+	c, conn := startReliability(t)
+	ctx := context.Background()
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT testext_spi_insert('f1')").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("testext_spi_insert: %d, %v", n, err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT testext_spi_count('f1')").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("testext_spi_count: %d, %v", n, err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT testext_spi_insert('f2') FROM generate_series(1, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, "SELECT testext_spi_count('f2')").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("in the caller's transaction: %d, %v", n, err)
+	}
+	tx.Rollback(ctx)
+	if err := conn.QueryRow(ctx, "SELECT testext_spi_count('f2')").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after the caller rolled back: %d rows, %v", n, err)
+	}
+	_, err = conn.Exec(ctx, "SELECT testext_spi_swallow()")
+	wantState(t, "a failed statement the Go function ignored", err, "22012")
+	_, err = conn.Exec(ctx, "SELECT testext_spi_write_stable('f3')")
+	wantState(t, "an INSERT in a STABLE function", err, "0A000")
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM rel_ledger WHERE tag = 'f3'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the STABLE function wrote %d rows (%v)", n, err)
+	}
 	c.AssertNoCrashRecovery(t)
 }
 

@@ -380,3 +380,35 @@ func swallowCancel(*fmgr.Args) (any, error) {
 	}
 	return "finished", nil
 }
+
+// SQL functions using spi (in the caller's transaction and snapshot).
+func init() {
+	fmgr.Register("testext_spi_count", "(tag text) RETURNS int8 STABLE", spiCount)
+	fmgr.Register("testext_spi_insert", "(tag text) RETURNS int8", spiInsert)
+	fmgr.Register("testext_spi_write_stable", "(tag text) RETURNS int8 STABLE", spiInsert)
+	fmgr.Register("testext_spi_swallow", "() RETURNS text", spiSwallow)
+}
+
+func spiCount(args *fmgr.Args) (any, error) {
+	var tag string
+	if err := args.Scan(&tag); err != nil {
+		return nil, err
+	}
+	var n int64
+	err := spi.QueryRow("SELECT count(*) FROM rel_ledger WHERE tag = $1", tag).Scan(&n)
+	return n, err
+}
+
+func spiInsert(args *fmgr.Args) (any, error) {
+	var tag string
+	if err := args.Scan(&tag); err != nil {
+		return nil, err
+	}
+	return spi.Exec("INSERT INTO rel_ledger VALUES ($1)", tag)
+}
+
+// spiSwallow ignores a failed statement: PostgreSQL raises it all the same.
+func spiSwallow(*fmgr.Args) (any, error) {
+	spi.Exec("SELECT 1/0")
+	return "swallowed", nil
+}

@@ -22,7 +22,9 @@
 /* These are used by loading Go and converting values */
 #include <dlfcn.h>
 #include <pthread.h>
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "utils/lsyscache.h"
 #include "lib/stringinfo.h"
 
 #include "pggo_loader.h"
@@ -61,6 +63,8 @@ pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo)
 	volatile Datum result = (Datum) 0;
 	PggoFrame  *frame;
 	ErrorData  *pending;
+	MemoryContext cxt;
+	bool		read_only;
 	int			rc;
 
 	prepare_backend_for_go();
@@ -90,17 +94,26 @@ pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo)
 						fcinfo->args[i].isnull, &out, &have_out);
 	}
 
+	/* A STABLE or IMMUTABLE function's SPI runs read-only, on one snapshot. */
+	read_only = OidIsValid(fcinfo->flinfo->fn_oid) &&
+		func_volatile(fcinfo->flinfo->fn_oid) != PROVOLATILE_VOLATILE;
+	cxt = CurrentMemoryContext;
 	frame = pggo_push_frame(PGGO_FRAME_FUNCTION);
 	if (frame == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_STATEMENT_TOO_COMPLEX),
 				 errmsg("pggo: Go SQL functions nest more than %d deep", PGGO_MAX_FRAMES)));
+	frame->read_only = read_only;
 	memset(&ret, 0, sizeof(ret));
 	memset(&exit_err, 0, sizeof(exit_err));
 	/* No ereport between push and pop: Go cannot longjmp. */
 	rc = go_call_function(pggo_make_api(), function, args.data, args.len, &ret, &exit_err);
 	pending = frame->pending;
 	pggo_pop_frame(frame);
+	/* The popped slot stays intact until the next push, which comes later. */
+	if (pending == NULL)
+		pggo_spi_frame_end(frame);
+	MemoryContextSwitchTo(cxt);
 	pfree(args.data);
 
 	if (pending != NULL)

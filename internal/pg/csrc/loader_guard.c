@@ -118,9 +118,9 @@ pggo_push_frame(PggoFrameKind kind)
 		error_cxt = AllocSetContextCreate(TopMemoryContext, "pggo errors",
 										  ALLOCSET_SMALL_SIZES);
 	f = &frames[nframes++];
+	memset(f, 0, sizeof(*f));
 	f->kind = kind;
 	f->entry_cxt = CurrentMemoryContext;
-	f->pending = NULL;
 	return f;
 }
 
@@ -309,12 +309,25 @@ pggo_spi_usable(pggo_error *err)
 		pggo_wrong_thread(err);
 		return false;
 	}
+	if (f != NULL && f->kind == PGGO_FRAME_FUNCTION)
+	{
+		/* The caller's transaction and snapshot; an error is re-raised. */
+		if (f->pending != NULL)
+		{
+			pggo_set_error(err, PGGO_ETXABORTED, "25P02",
+						   "an earlier error in this SQL function is pending: return; PostgreSQL raises it when the function returns");
+			return false;
+		}
+		if (!IsTransactionState())
+		{
+			pggo_set_error(err, PGGO_ENOTX, "25000", "SPI needs a transaction");
+			return false;
+		}
+		return true;
+	}
 	if (f == NULL || f->kind != PGGO_FRAME_WORKER)
 	{
-		pggo_set_error(err, PGGO_EUSAGE, "0A000",
-					   f != NULL && f->kind == PGGO_FRAME_FUNCTION ?
-					   "spi cannot be used in a Go SQL function: it runs inside its caller's statement, where pggo does not support SPI yet" :
-					   "spi can only be used in a background worker");
+		pggo_set_error(err, PGGO_EUSAGE, "0A000", "spi can only be used in a background worker or a Go SQL function");
 		return false;
 	}
 	if (!tx.open)
@@ -697,6 +710,8 @@ api_subxact(int op, int *level, pggo_error *err)
 		return pggo_wrong_thread(err);
 	if (op == PGGO_SUB_BEGIN)
 	{
+		if (!in_worker_frame(err, "spi.Savepoint"))
+			return -1;
 		if (!pggo_spi_usable(err))
 			return -1;
 		if (tx.nsubs >= PGGO_MAX_SUBXACTS)

@@ -75,8 +75,6 @@ varparams_setup(struct ParseState *pstate, void *arg)
 	setup_parse_variable_parameters(pstate, &vp->types, &vp->ntypes);
 }
 
-/* Statements in progress; SPI must never be re-entered from Go. */
-static int	spi_depth = 0;
 
 
 /* ---------------------------------------------------------------------
@@ -664,49 +662,78 @@ typedef struct PggoPlan
 } PggoPlan;
 
 /*
- * Memory for one SPI call: parameters, the packed result. One context for
- * the worker's life, reset at each call, so a long transaction does not
- * pile up per-statement memory (SPI's procedure context lives until commit)
- * and no context is created per statement.
+ * Memory for one SPI call: parameters, the packed result. One context per
+ * frame, reset at each call, so a long transaction does not pile up
+ * per-statement memory (SPI's procedure context lives until commit) and no
+ * context is created per statement. Per frame: a Go SQL function that a
+ * worker's statement calls runs SPI while the worker's call is half-way
+ * through its own parameters and result.
  */
-static MemoryContext call_cxt_mem;
-
 static MemoryContext
 call_cxt(void)
 {
-	if (call_cxt_mem == NULL)
-		call_cxt_mem = AllocSetContextCreate(TopMemoryContext, "pggo SPI call",
-											 ALLOCSET_DEFAULT_SIZES);
+	PggoFrame  *f = pggo_frame();
+
+	if (f->spi_cxt == NULL)
+		f->spi_cxt = AllocSetContextCreate(f->kind == PGGO_FRAME_WORKER ? TopMemoryContext : f->entry_cxt,
+										   "pggo SPI call", ALLOCSET_DEFAULT_SIZES);
 	else
-		MemoryContextReset(call_cxt_mem);
-	return call_cxt_mem;
+		MemoryContextReset(f->spi_cxt);
+	return f->spi_cxt;
 }
 
 /*
- * The buffer results are packed into, kept across calls: growing a fresh
- * one for every batch cost reallocations and page faults on every fetch.
- * A buffer that grew past 16 MB for one large result is given back.
+ * The buffer results are packed into, kept across calls of the frame:
+ * growing a fresh one for every batch cost reallocations and page faults
+ * on every fetch. A buffer that grew past 16 MB for one large result is
+ * given back.
  */
-static StringInfoData result_buf;
-
 static StringInfo
 result_buffer(void)
 {
-	if (result_buf.data != NULL && result_buf.maxlen > 16 * 1024 * 1024)
-	{
-		pfree(result_buf.data);
-		result_buf.data = NULL;
-	}
-	if (result_buf.data == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	PggoFrame  *f = pggo_frame();
+	StringInfo	r = &f->result;
 
-		initStringInfo(&result_buf);
-		enlargeStringInfo(&result_buf, 256 * 1024);
+	if (r->data != NULL && r->maxlen > 16 * 1024 * 1024)
+	{
+		pfree(r->data);
+		r->data = NULL;
+	}
+	if (r->data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(f->kind == PGGO_FRAME_WORKER ? TopMemoryContext : f->entry_cxt);
+
+		initStringInfo(r);
+		enlargeStringInfo(r, f->kind == PGGO_FRAME_WORKER ? 256 * 1024 : 8192);
 		MemoryContextSwitchTo(old);
 	}
-	resetStringInfo(&result_buf);
-	return &result_buf;
+	resetStringInfo(r);
+	return r;
+}
+
+/* SPI's read_only: a STABLE or IMMUTABLE Go SQL function's statements. */
+static bool
+spi_read_only(void)
+{
+	return pggo_frame()->read_only;
+}
+
+/*
+ * The end of a function frame's SPI: SPI_finish, then its memory. On the
+ * normal path only (an error's abort cleans up after SPI itself).
+ */
+void
+pggo_spi_frame_end(PggoFrame *f)
+{
+	if (f->spi_connected)
+		SPI_finish();
+	if (f->spi_cxt != NULL)
+		MemoryContextDelete(f->spi_cxt);
+	else if (f->result.data != NULL)
+		pfree(f->result.data);
+	f->spi_cxt = NULL;
+	f->result.data = NULL;
+	f->spi_connected = false;
 }
 
 /* The packed result: Go copies it before its next call. */
@@ -766,21 +793,36 @@ infer_types(const char *sql, const Oid *declared, int ndeclared, int *ntypes)
 	return vp.types;
 }
 
-/* Wraps an SPI operation so that a nested one is refused, not corrupting. */
+/*
+ * Wraps an SPI operation: a frame's own SPI is never re-entered (a nested
+ * Go SQL function has a frame of its own), and a function frame connects
+ * SPI on first use.
+ */
 static void
 enter_spi(void)
 {
-	if (spi_depth > 0)
+	PggoFrame  *f = pggo_frame();
+
+	if (f->spi_depth > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("pggo: SPI was re-entered while a statement is running")));
-	spi_depth++;
+	if (f->kind == PGGO_FRAME_FUNCTION && !f->spi_connected)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		f->spi_connected = true;
+		MemoryContextSwitchTo(cxt);
+	}
+	f->spi_depth++;
 }
 
 static void
 leave_spi(void)
 {
-	spi_depth--;
+	pggo_frame()->spi_depth--;
 }
 
 /* Run op under the guard with the re-entrancy check. */
@@ -1032,6 +1074,7 @@ execute_once_with_args(const char *sql, size_t sqllen, PggoWireParam *wp, int n,
 	pli->parserSetupArg = vp;
 
 	memset(&eopts, 0, sizeof(eopts));
+	eopts.read_only = spi_read_only();
 	eopts.params = pli;
 	eopts.tcount = tcount;
 	return SPI_execute_extended(pnstrdup(sql, sqllen), &eopts);
@@ -1095,7 +1138,7 @@ op_query(void *p)
 
 	if (a->batch > 0 && SPI_is_cursor_plan(plan))
 	{
-		Portal		portal = SPI_cursor_open_with_paramlist(NULL, plan, pli, false);
+		Portal		portal = SPI_cursor_open_with_paramlist(NULL, plan, pli, spi_read_only());
 		StringInfo	s;
 
 		MemoryContextSwitchTo(callcxt);
@@ -1124,6 +1167,7 @@ op_query(void *p)
 		SPIExecuteOptions eopts;
 
 		memset(&eopts, 0, sizeof(eopts));
+	eopts.read_only = spi_read_only();
 		eopts.params = pli;
 		eopts.tcount = tcount;
 		rc = SPI_execute_plan_extended(plan, &eopts);
@@ -1136,7 +1180,7 @@ op_query(void *p)
 		if (a->nparams > 0)
 			rc = execute_once_with_args(a->sql, a->sqllen, wp, a->nparams, tcount);
 		else
-			rc = SPI_execute(pnstrdup(a->sql, a->sqllen), false, tcount);
+			rc = SPI_execute(pnstrdup(a->sql, a->sqllen), spi_read_only(), tcount);
 		if (rc < 0)
 			elog(ERROR, "SPI failed: %s", SPI_result_code_string(rc));
 	}
@@ -1309,6 +1353,7 @@ op_query_row(void *p)
 	}
 	check_nparams(ntypes, a->nparams);
 	memset(&eopts, 0, sizeof(eopts));
+	eopts.read_only = spi_read_only();
 	eopts.params = make_params(wp, a->nparams, types);
 	eopts.tcount = single_select(plan) ? 1 : 0;
 	rc = SPI_execute_plan_extended(plan, &eopts);
@@ -1373,6 +1418,7 @@ op_exec_batch(void *p)
 		MemoryContextSwitchTo(rowcxt);
 		wp = decode_params_from(&pos, end, a->nparams);
 		memset(&eopts, 0, sizeof(eopts));
+	eopts.read_only = spi_read_only();
 		eopts.params = make_params(wp, a->nparams, a->plan->types);
 		rc = SPI_execute_plan_extended(a->plan->plan, &eopts);
 		MemoryContextSwitchTo(callcxt);
@@ -1468,7 +1514,7 @@ api_spi_close_cursor(const char *portal, pggo_error *err)
 	/* After the transaction ended there is nothing left to close. */
 	if (!pggo_on_main_thread())
 		return pggo_wrong_thread(err);
-	if (!pggo_tx_active())
+	if (pggo_frame() != NULL && pggo_frame()->kind == PGGO_FRAME_WORKER && !pggo_tx_active())
 		return 0;
 	{
 		pggo_error	ignored;

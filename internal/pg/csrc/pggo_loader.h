@@ -68,7 +68,9 @@ extern PGGO_HIDDEN bool pggo_stop_requested(void);
  * or one call of a Go SQL function, which may run inside a statement the
  * worker's own Go code started (the executor calls the function). Every
  * pggo_api entry acts on the innermost frame, so re-entrancy is explicit:
- * SPI and transactions belong to the worker frame; a function frame that
+ * transactions and savepoints belong to the worker frame; SPI works in every
+ * frame, with its own memory (a function frame connects SPI on first use,
+ * inside its caller's transaction and snapshot); a function frame that
  * catches a PostgreSQL error keeps it and re-raises it when Go returns, so
  * Go can never swallow an ERROR (a query cancel included) that PostgreSQL
  * has not yet cleaned up after.
@@ -85,6 +87,12 @@ typedef struct PggoFrame
 	PggoFrameKind kind;
 	MemoryContext entry_cxt;	/* current when the frame was entered */
 	ErrorData  *pending;		/* function frames: the error to re-raise */
+	/* SPI state of this frame (loader_spi.c): never shared with another. */
+	MemoryContext spi_cxt;		/* parameters and results of one call */
+	StringInfoData result;		/* the packed result handed to Go */
+	int			spi_depth;		/* SPI calls of this frame in progress */
+	bool		spi_connected;	/* function frames: SPI_connect done */
+	bool		read_only;		/* function frames: a STABLE/IMMUTABLE function */
 } PggoFrame;
 
 #define PGGO_MAX_FRAMES 16
@@ -94,6 +102,7 @@ extern PGGO_HIDDEN bool pggo_on_main_thread(void);
 extern PGGO_HIDDEN PggoFrame *pggo_frame(void);
 extern PGGO_HIDDEN PggoFrame *pggo_push_frame(PggoFrameKind kind);
 extern PGGO_HIDDEN void pggo_pop_frame(PggoFrame *f);
+extern PGGO_HIDDEN void pggo_spi_frame_end(PggoFrame *f);
 extern PGGO_HIDDEN int pggo_guard(void (*fn) (void *), void *arg, pggo_error *err);
 extern PGGO_HIDDEN void pggo_set_error(pggo_error *err, int code, const char *sqlstate,
 									   const char *message);
