@@ -165,6 +165,13 @@ func waitOnce(ms int64) int {
 	return ev
 }
 
+// SetWaitEvent names the wait event the worker's WaitLatch (and Serve)
+// reports in pg_stat_activity.wait_event, e.g. "worker_spi_main": a custom
+// wait event of PostgreSQL 17 and later (listed in pg_wait_events). Before
+// 17, waits report the Extension class's "Extension" and the name is only
+// checked (1 to 63 bytes). Call it on the worker's goroutine.
+func SetWaitEvent(name string) error { return pg.SetWaitEvent(name) }
+
 // WorkerContinue reports whether the worker may go on: false after SIGTERM,
 // after the postmaster died, or after a goroutine started with [Go] panicked.
 func WorkerContinue() bool {

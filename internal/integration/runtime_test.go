@@ -330,3 +330,28 @@ func TestConnectFlags(t *testing.T) {
 	c.WaitLog(t, regexp.MustCompile(`testext connect_flags: `+want), 30*time.Second)
 	c.AssertNoCrashRecovery(t)
 }
+
+// A worker's waits show its wait event: its own name on PostgreSQL 17+,
+// "Extension" before.
+func TestWaitEvent(t *testing.T) {
+	c, conn := startReliability(t)
+	ctx := context.Background()
+	pid := launchPID(t, conn, "wait_event")
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	want := "Extension"
+	if version >= 170000 {
+		want = "testext_naptime"
+	}
+	pgtest.Eventually(t, 30*time.Second, "the worker to wait as "+want, func() (bool, error) {
+		var typ, ev *string
+		err := conn.QueryRow(ctx, "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1", pid).Scan(&typ, &ev)
+		if err == pgx.ErrNoRows {
+			return false, nil
+		}
+		return err == nil && typ != nil && *typ == "Extension" && ev != nil && *ev == want, err
+	})
+	c.AssertNoCrashRecovery(t)
+}

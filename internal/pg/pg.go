@@ -68,6 +68,7 @@ static int call_spi_close_cursor(const char *portal, pggo_error *err) { return a
 static int call_subxact(int op, int *level, pggo_error *err) { return api->subxact(op, level, err); }
 static int call_log(int level, const char *msg, size_t len, pggo_error *err) { return api->log(level, msg, len, err); }
 static void call_notify_work(void) { api->notify_work(); }
+static int call_set_wait_event(const char *name, pggo_error *err) { return api->set_wait_event(name, err); }
 static void call_set_notify_fd(int fd) { api->set_notify_fd(fd); }
 static int call_postmaster_death_fd(void) { return api->postmaster_death_fd(); }
 static int call_exit_process(int code, const char *msg, const char *detail) { return api->exit_process(code, msg, detail); }
@@ -282,6 +283,24 @@ func NotifyWork() {
 	if Available() {
 		C.call_notify_work()
 	}
+}
+
+// SetWaitEvent names the wait event WaitLatch reports (PostgreSQL 17+;
+// before, the Extension class's "Extension").
+func SetWaitEvent(name string) error {
+	if err := needAPI(); err != nil {
+		return err
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return errors.New("pggo: the wait event name contains a NUL byte")
+	}
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	var e C.pggo_error
+	if C.call_set_wait_event(cn, &e) != 0 {
+		return convError(&e)
+	}
+	return nil
 }
 
 // SetNotifyFD gives the loader the write end of a non-blocking pipe: its

@@ -27,6 +27,7 @@ func init() {
 	bgworker.RegisterFunction("testext_dyn_slog", slogScenario)
 	bgworker.RegisterFunction("testext_dyn_wake_sql", wakeSQL)
 	bgworker.RegisterFunction("testext_dyn_connect_flags", connectFlags)
+	bgworker.RegisterFunction("testext_dyn_wait_event", waitEvent)
 	bgworker.RegisterFunction("testext_dyn_connect_nologin", connectNoLogin)
 }
 
@@ -245,5 +246,18 @@ func connectFlags(pggo.Datum) error {
 func connectNoLogin(pggo.Datum) error {
 	err := bgworker.ConnectWorkerToSPI("postgres", "rel_nologin", bgworker.BypassRoleLoginCheck)
 	bgworker.Logf("testext connect_flags: BypassRoleLoginCheck: %s", state(err))
+	return nil
+}
+
+// waitEvent waits under a custom wait event name.
+func waitEvent(pggo.Datum) error {
+	if err := relConnect(); err != nil {
+		return err
+	}
+	if err := bgworker.SetWaitEvent("testext_naptime"); err != nil {
+		return err
+	}
+	for bgworker.WaitLatch(time.Minute) {
+	}
 	return nil
 }

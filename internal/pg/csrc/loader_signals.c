@@ -58,6 +58,9 @@ static int	wake_pending = 0;
 /* Set when Go queued work for the worker's thread (bgworker.Do, logs). */
 static int	work_pending = 0;
 
+/* The wait event WaitLatch reports (bgworker.SetWaitEvent). */
+static uint32 my_wait_event = PG_WAIT_EXTENSION;
+
 /* Where the SIGTERM handler tells Go (bgworker.Context); -1: nobody listens. */
 static volatile sig_atomic_t notify_fd = -1;
 
@@ -281,7 +284,7 @@ op_wait(void *p)
 				flags |= WL_TIMEOUT;
 				chunk = Min(remaining, (long) INT_MAX);
 			}
-			rc = WaitLatch(MyLatch, flags, chunk, PG_WAIT_EXTENSION);
+			rc = WaitLatch(MyLatch, flags, chunk, my_wait_event);
 			ResetLatch(MyLatch);
 			if ((rc & WL_TIMEOUT) && remaining > chunk && !(rc & (WL_LATCH_SET | WL_POSTMASTER_DEATH)))
 			{
@@ -319,6 +322,32 @@ op_wait(void *p)
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 	}
+}
+
+/*
+ * The worker's own wait event name: PostgreSQL 17's custom wait events
+ * (pg_stat_activity.wait_event, pg_wait_events). Before 17 there are none:
+ * waits report the Extension class's "Extension".
+ */
+static void
+op_set_wait_event(void *p)
+{
+#if PG_VERSION_NUM >= 170000
+	my_wait_event = WaitEventExtensionNew((const char *) p);
+#else
+	my_wait_event = PG_WAIT_EXTENSION;
+#endif
+}
+
+int
+api_set_wait_event(const char *name, pggo_error *err)
+{
+	if (strlen(name) == 0 || strlen(name) >= NAMEDATALEN)
+	{
+		pggo_set_error(err, PGGO_EUSAGE, "22023", "a wait event name needs 1 to 63 bytes");
+		return -1;
+	}
+	return pggo_guard(op_set_wait_event, (void *) name, err);
 }
 
 int

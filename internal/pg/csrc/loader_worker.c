@@ -331,5 +331,6 @@ pggo_make_api(void)
 	api.spi_prepare_cached = api_spi_prepare_cached;
 	api.spi_query_row = api_spi_query_row;
 	api.spi_exec_batch = api_spi_exec_batch;
+	api.set_wait_event = api_set_wait_event;
 	return &api;
 }

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGGO_ABI_VERSION 9
+#define PGGO_ABI_VERSION 10
 
 /* Result codes of every pggo_api call that can fail. */
 enum
@@ -215,6 +215,9 @@ typedef struct pggo_api
 	 * records. *processed sums the rows each run processed. */
 	int			(*spi_exec_batch) (void *plan, const char *params, size_t paramslen, int nparams,
 								   int64_t nrows, uint64_t *processed, pggo_error *err);
+
+	/* The wait event WaitLatch reports: a custom one on PostgreSQL 17+. */
+	int			(*set_wait_event) (const char *name, pggo_error *err);
 } pggo_api;
 
 /* Shared memory regions: limits, lock modes (pggo_api.shmem_lock). */

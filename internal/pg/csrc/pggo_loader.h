@@ -57,6 +57,7 @@ extern PGGO_HIDDEN void api_set_my_latch(void);
 extern PGGO_HIDDEN void api_notify_work(void);
 extern PGGO_HIDDEN void api_set_notify_fd(int fd);
 extern PGGO_HIDDEN int api_postmaster_death_fd(void);
+extern PGGO_HIDDEN int api_set_wait_event(const char *name, pggo_error *err);
 extern PGGO_HIDDEN int api_wait_latch(long timeout_ms, int *events, pggo_error *err);
 extern PGGO_HIDDEN int api_postmaster_alive(pggo_error *err);
 extern PGGO_HIDDEN bool pggo_stop_requested(void);
