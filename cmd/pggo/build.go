@@ -40,17 +40,14 @@ func (b buildFlags) buildContext(ctx context.Context, dir, out string) (*build.R
 	return build.Build(ctx, opts)
 }
 
+// parse parses a command's flags (parseFlags) and its one optional
+// positional argument.
 func parse(fs *flag.FlagSet, args []string, usage string) (dir string, err error) {
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, usage); err != nil {
 		return "", err
 	}
 	if fs.NArg() > 1 {
-		fs.Usage()
-		return "", fmt.Errorf("pggo: one package directory at most")
+		return "", badUsage(fs, usage, fmt.Sprintf("unexpected argument %q (flags go before the directory)", fs.Arg(1)))
 	}
 	return fs.Arg(0), nil
 }

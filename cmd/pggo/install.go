@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -207,21 +208,86 @@ func writeTarball(path, dir string) error {
 	return err
 }
 
+const testUsage = `usage: pggo test [-pg-config PATH] [PACKAGE_DIR] [go test flags and packages]
+
+Runs the extension's Go tests: go test -count=1 ./... in PACKAGE_DIR
+(default: the current directory). Tests written with package pgtest build
+the extension and start real PostgreSQL servers. Every argument after
+PACKAGE_DIR (or after pggo test's own flags) goes to go test unchanged, e.g.
+  pggo test -v -run TestWorkerTicks
+  pggo test ./myext -count=3 -timeout 5m
+so go test itself reports a flag it does not know (pggo test exits with its
+status). Package
+patterns given there replace ./...
+`
+
+// runTest implements pggo test. Its own flags (-pg-config, -h) come first;
+// the first argument that is not one of them, if it does not start with
+// "-", is the package directory; everything after goes to go test, which
+// is why this does not use flag.Parse (it would reject -v and -run).
 func runTest(args []string) error {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	pgConfig := fs.String("pg-config", os.Getenv("PGGO_PG_CONFIG"), "pg_config of the target PostgreSQL")
-	dir, err := parse(fs, args, `usage: pggo test [flags] [PACKAGE_DIR]
-
-Runs the extension's Go tests (go test -count=1 ./...). Tests written with
-package pgtest build the extension and start real PostgreSQL servers.
-`)
-	if err != nil {
+	var own []string
+	for len(args) > 0 {
+		a := args[0]
+		name := strings.TrimLeft(a, "-")
+		if !strings.HasPrefix(a, "-") || a == "--" {
+			break
+		}
+		if name == "h" || name == "help" {
+			own = append(own, a)
+			args = args[1:]
+			continue
+		}
+		if name == "pg-config" && len(args) > 1 {
+			own, args = append(own, a, args[1]), args[2:]
+			continue
+		}
+		if strings.HasPrefix(name, "pg-config=") {
+			own, args = append(own, a), args[1:]
+			continue
+		}
+		break // a go test flag
+	}
+	if err := parseFlags(fs, own, testUsage); err != nil {
 		return err
 	}
-	if dir == "" {
-		dir = "."
+	dir := "."
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		dir, args = args[0], args[1:]
 	}
-	cmd := exec.Command("go", "test", "-count=1", "./...")
+	// Packages named among the passed arguments replace ./...: a word not
+	// starting with "-" that is not the value of the flag before it. Flags
+	// of go test that take a separate value are the ones listed here.
+	valued := map[string]bool{"run": true, "skip": true, "count": true, "timeout": true, "bench": true,
+		"benchtime": true, "cpu": true, "parallel": true, "p": true, "tags": true, "coverprofile": true,
+		"cpuprofile": true, "memprofile": true, "o": true, "exec": true, "shuffle": true, "list": true,
+		"covermode": true, "coverpkg": true, "blockprofile": true, "mutexprofile": true, "outputdir": true,
+		"trace": true, "fuzz": true, "fuzztime": true, "fuzzminimizetime": true, "vet": true, "ldflags": true, "gcflags": true}
+	pkgs := false
+	for i, a := range args {
+		if a == "-args" || a == "--args" {
+			break
+		}
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		prev := ""
+		if i > 0 {
+			prev = strings.TrimLeft(args[i-1], "-")
+		}
+		if i > 0 && strings.HasPrefix(args[i-1], "-") && !strings.Contains(prev, "=") && valued[prev] {
+			continue
+		}
+		pkgs = true
+	}
+	goArgs := []string{"test", "-count=1"}
+	if !pkgs {
+		goArgs = append(goArgs, "./...")
+	}
+	goArgs = append(goArgs, args...)
+	cmd := exec.Command("go", goArgs...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = os.Environ()
@@ -229,6 +295,11 @@ package pgtest build the extension and start real PostgreSQL servers.
 		cmd.Env = append(cmd.Env, "PGGO_PG_CONFIG="+*pgConfig)
 	}
 	if err := cmd.Run(); err != nil {
+		var xe *exec.ExitError
+		if errors.As(err, &xe) && xe.ExitCode() > 0 {
+			// go test printed why; exit as it did.
+			return exitError{xe.ExitCode()}
+		}
 		return fmt.Errorf("pggo test: %v", err)
 	}
 	return nil

@@ -15,21 +15,22 @@ import (
 
 var newName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-func runNew(args []string) error {
-	fs := flag.NewFlagSet("new", flag.ContinueOnError)
-	src := fs.String("pggo", os.Getenv("PGGO_SOURCE"), "local pggo checkout to use with a go.mod replace (default: the one this pggo was built from, if any)")
-	name, err := parse(fs, args, `usage: pggo new [flags] NAME
+const newUsage = `usage: pggo new [flags] NAME
 
 Creates the directory NAME with a ready-to-build pggo extension: one
 background worker that records a tick every second, and a test that builds
 it, starts a real PostgreSQL with it preloaded and waits for a tick.
-`)
+`
+
+func runNew(args []string) error {
+	fs := flag.NewFlagSet("new", flag.ContinueOnError)
+	src := fs.String("pggo", os.Getenv("PGGO_SOURCE"), "local pggo checkout to use with a go.mod replace (default: the one this pggo was built from, if any)")
+	name, err := parse(fs, args, newUsage)
 	if err != nil {
 		return err
 	}
 	if name == "" {
-		fs.Usage()
-		return fmt.Errorf("pggo new: NAME is missing")
+		return badUsage(fs, newUsage, "NAME is missing")
 	}
 	base := filepath.Base(name)
 	if !newName.MatchString(base) {
