@@ -21,7 +21,8 @@ func pgConfigValue(pgConfig, flag string) (string, error) {
 }
 
 // installTree builds the extension and lays its files out under
-// destdir+pkglibdir, with its SQL script pointing at the installed loader.
+// destdir+pkglibdir, with its SQL script pointing at the installed loader,
+// and its CREATE EXTENSION files under destdir+sharedir/extension.
 // It returns the installed files and the library name.
 func installTree(bf buildFlags, dir, destdir string) ([]string, string, error) {
 	tmp, err := os.MkdirTemp("", "pggo-install-")
@@ -59,6 +60,21 @@ func installTree(bf buildFlags, dir, destdir string) ([]string, string, error) {
 		}
 		files = append(files, dst)
 	}
+	share, err := pgConfigValue(*bf.pgConfig, "--sharedir")
+	if err != nil {
+		return nil, "", err
+	}
+	extdir := filepath.Join(destdir, share, "extension")
+	if err := os.MkdirAll(extdir, 0o755); err != nil {
+		return nil, "", err
+	}
+	for _, f := range append([]string{res.ControlFile}, res.Scripts...) {
+		dst := filepath.Join(extdir, filepath.Base(f))
+		if err := copyFile(f, dst, 0o644); err != nil {
+			return nil, "", err
+		}
+		files = append(files, dst)
+	}
 	return files, name, nil
 }
 
@@ -85,9 +101,12 @@ func runInstall(args []string) error {
 	destdir := fs.String("destdir", "", "stage the files under this directory instead of the live system (for packaging)")
 	dir, err := parse(fs, args, `usage: pggo install [flags] [PACKAGE_DIR]
 
-Builds the extension and copies its files into $(pg_config --pkglibdir),
-or under --destdir. Then add the library to shared_preload_libraries and
-restart PostgreSQL.
+Builds the extension and copies its libraries (and NAME.sql) into
+$(pg_config --pkglibdir) and its CREATE EXTENSION files (NAME.control,
+NAME--VERSION.sql, upgrade scripts) into $(pg_config --sharedir)/extension,
+or under --destdir. Then add the library to shared_preload_libraries,
+restart PostgreSQL and run CREATE EXTENSION NAME in each database that
+calls its SQL functions.
 `)
 	if err != nil {
 		return err
@@ -100,11 +119,7 @@ restart PostgreSQL.
 		fmt.Println(f)
 	}
 	fmt.Fprintf(os.Stderr, "pggo install: add to postgresql.conf, then restart PostgreSQL:\n  shared_preload_libraries = '%s'\n", name)
-	for _, f := range files {
-		if strings.HasSuffix(f, ".sql") {
-			fmt.Fprintf(os.Stderr, "then create its SQL functions: psql -f %s\n", strings.TrimPrefix(f, *destdir))
-		}
-	}
+	fmt.Fprintf(os.Stderr, "then, in each database that calls its SQL functions: CREATE EXTENSION %s;\n", name)
 	return nil
 }
 
@@ -126,7 +141,7 @@ tar -xzf FILE -C / on a machine with the same PostgreSQL.
 		return err
 	}
 	defer os.RemoveAll(stage)
-	files, name, err := installTree(bf, dir, stage)
+	_, name, err := installTree(bf, dir, stage)
 	if err != nil {
 		return err
 	}
@@ -147,11 +162,7 @@ tar -xzf FILE -C / on a machine with the same PostgreSQL.
 Install:   tar -xzf %s -C /
 Configure: shared_preload_libraries = '%s'   (postgresql.conf), then restart PostgreSQL.
 `, name, version, filepath.Base(tarball), name)
-	for _, f := range files {
-		if strings.HasSuffix(f, ".sql") {
-			note += fmt.Sprintf("SQL:       psql -f %s   (in each database that calls its functions)\n", strings.TrimPrefix(f, stage))
-		}
-	}
+	note += fmt.Sprintf("SQL:       CREATE EXTENSION %s;   (in each database that calls its functions)\n", name)
 	if err := os.WriteFile(filepath.Join(stage, "INSTALL.txt"), []byte(note), 0o644); err != nil {
 		return err
 	}

@@ -43,15 +43,26 @@ type Options struct {
 	Out      string    // output directory ("" = DIR/build)
 	Name     string    // library name ("" = base name of DIR)
 	PGConfig string    // pg_config to ask for headers and flags ("" = DefaultPGConfig())
+	Version  string    // the extension's version for CREATE EXTENSION ("" = DefaultVersion)
 	Log      io.Writer // progress (nil = quiet)
 }
+
+// DefaultVersion is the extension version when Options.Version is empty.
+const DefaultVersion = "1.0"
 
 // Result names the built files by absolute path.
 type Result struct {
 	GoLibrary string // opened by the loader inside workers
 	Loader    string // the file to put in shared_preload_libraries
 	SQLFile   string // CREATE FUNCTION statements for the fmgr functions
-	Exports   Exports
+	// ControlFile is NAME.control, for CREATE EXTENSION NAME; Scripts are
+	// NAME--VERSION.sql (first) and the upgrade scripts NAME--A--B.sql
+	// copied from the package's sql/ directory. They all belong in
+	// $(pg_config --sharedir)/extension.
+	ControlFile string
+	Scripts     []string
+	Version     string
+	Exports     Exports
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
@@ -83,11 +94,22 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
+	version := defaultString(o.Version, DefaultVersion)
+	if err := checkVersion(version); err != nil {
+		return nil, err
+	}
+	upgrades, err := upgradeScripts(dir, name)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{
-		GoLibrary: filepath.Join(out, name+"-go.so"),
-		Loader:    filepath.Join(out, name+".so"),
-		SQLFile:   filepath.Join(out, name+".sql"),
-		Exports:   *ex,
+		GoLibrary:   filepath.Join(out, name+"-go.so"),
+		Loader:      filepath.Join(out, name+".so"),
+		SQLFile:     filepath.Join(out, name+".sql"),
+		ControlFile: filepath.Join(out, name+".control"),
+		Scripts:     []string{filepath.Join(out, name+"--"+version+".sql")},
+		Version:     version,
+		Exports:     *ex,
 	}
 
 	logf("pggo build: Go library %s", res.GoLibrary)
@@ -101,14 +123,99 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.WriteFile(res.SQLFile, []byte(SQLScript(res.Loader, ex.SQL)), 0o644); err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(res.ControlFile, []byte(ControlFile(name, version)), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(res.Scripts[0], []byte(ExtensionScript(name, ex.SQL)), 0o644); err != nil {
+		return nil, err
+	}
+	for _, u := range upgrades {
+		dst := filepath.Join(out, filepath.Base(u))
+		b, err := os.ReadFile(u)
+		if err == nil {
+			err = os.WriteFile(dst, b, 0o644)
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Scripts = append(res.Scripts, dst)
+	}
+	logf("pggo build: CREATE EXTENSION files %s, %s", res.ControlFile, strings.Join(res.Scripts, ", "))
 	// The files must be readable by the server's OS user.
-	for _, f := range []string{res.GoLibrary, res.Loader, res.SQLFile} {
+	for _, f := range append([]string{res.GoLibrary, res.Loader, res.SQLFile, res.ControlFile}, res.Scripts...) {
 		if err := os.Chmod(f, 0o755); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
 }
+
+// checkVersion applies PostgreSQL's rules for extension version names
+// (extension.c, check_valid_version_name), so a bad -version fails the
+// build rather than CREATE EXTENSION.
+func checkVersion(v string) error {
+	if v == "" || strings.Contains(v, "--") || strings.HasPrefix(v, "-") || strings.HasSuffix(v, "-") || strings.ContainsAny(v, "/\\\x00'") {
+		return fmt.Errorf("pggo build: extension version %q: it must not be empty, contain \"--\", '/', '\\' or a quote, or begin or end with '-'", v)
+	}
+	return nil
+}
+
+// upgradeScripts lists DIR/sql/NAME--A--B.sql, the scripts ALTER EXTENSION
+// NAME UPDATE runs; pggo build copies them next to the install script.
+func upgradeScripts(dir, name string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "sql", name+"--*.sql"))
+	if err != nil {
+		return nil, err
+	}
+	var ups []string
+	for _, f := range files {
+		versions := strings.Split(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), name+"--"), ".sql"), "--")
+		if len(versions) != 2 || checkVersion(versions[0]) != nil || checkVersion(versions[1]) != nil {
+			// NAME--V.sql would shadow the generated install script.
+			return nil, fmt.Errorf("pggo build: %s: want an upgrade script named %s--FROM--TO.sql (the install script %s--VERSION.sql is generated)", f, name, name)
+		}
+		ups = append(ups, f)
+	}
+	return ups, nil
+}
+
+// ControlFile is NAME.control. module_pathname is $libdir/NAME: the
+// loader as installed (pggo install) or as a test cluster's private
+// installation lays it out (pgtest Options.Extensions). Not relocatable, so
+// PostgreSQL substitutes no @extschema@ and the functions stay where
+// CREATE EXTENSION (or its SCHEMA clause) put them; superuser, since the
+// functions are C.
+func ControlFile(name, version string) string {
+	return fmt.Sprintf(`# %[1]s extension: generated by pggo build
+comment = '%[1]s: a pggo extension (Go in PostgreSQL)'
+default_version = '%[2]s'
+module_pathname = '$libdir/%[1]s'
+relocatable = false
+superuser = true
+trusted = false
+`, name, version)
+}
+
+// ExtensionScript is NAME--VERSION.sql: SQLScript's functions, created
+// from MODULE_PATHNAME (which PostgreSQL replaces with the control file's
+// module_pathname), with the same rule: each is revoked from PUBLIC.
+// Plain CREATE FUNCTION, not OR REPLACE: an extension must not silently
+// take over a function that already exists.
+func ExtensionScript(name string, funcs []SQLFunc) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- Generated by `pggo build`: CREATE EXTENSION %s runs it.\n", name)
+	fmt.Fprintf(&b, "\\echo Use \"CREATE EXTENSION %s\" to load this file. \\quit\n", name)
+	b.WriteString("-- Every function is revoked from PUBLIC: GRANT EXECUTE to the roles that may call it.\n")
+	for _, f := range append(append([]SQLFunc(nil), funcs...), wakeFuncs...) {
+		fmt.Fprintf(&b, "CREATE FUNCTION %s%s\n    AS 'MODULE_PATHNAME', '%s' LANGUAGE C;\n", f.Name, f.Signature, f.Name)
+		fmt.Fprintf(&b, "REVOKE ALL ON FUNCTION %s FROM PUBLIC;\n", f.Name)
+	}
+	return b.String()
+}
+
+// wakeFuncs are the plain C functions every loader has; see the README's
+// "Waking a worker from SQL".
+var wakeFuncs = []SQLFunc{{"pggo_wake", "(pid int4) RETURNS bool STRICT"}, {"pggo_wake_type", "(worker_type text) RETURNS int4 STRICT"}}
 
 func defaultString(s, def string) string {
 	if s == "" {
@@ -546,7 +653,7 @@ func SQLScript(loader string, funcs []SQLFunc) string {
 	// Every loader can wake pggo workers from SQL (plain C, no Go in the
 	// calling backend); see the README's "Waking a worker from SQL".
 	b.WriteString("-- Wake a pggo worker by pid, or every worker of a type (bgw_type).\n")
-	for _, f := range []SQLFunc{{"pggo_wake", "(pid int4) RETURNS bool STRICT"}, {"pggo_wake_type", "(worker_type text) RETURNS int4 STRICT"}} {
+	for _, f := range wakeFuncs {
 		fmt.Fprintf(&b, "CREATE OR REPLACE FUNCTION %s%s\n    AS %s, '%s' LANGUAGE C;\n", f.Name, f.Signature, lit, f.Name)
 		fmt.Fprintf(&b, "REVOKE ALL ON FUNCTION %s FROM PUBLIC;\n", f.Name)
 	}
