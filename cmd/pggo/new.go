@@ -169,17 +169,28 @@ import (
 )
 
 // TestWorkerTicks builds this extension, preloads it into a throwaway
-// PostgreSQL and waits for the worker's first tick.
+// PostgreSQL, installs it with CREATE EXTENSION (from the files pggo build
+// wrote, in the cluster's private installation: nothing is written into
+// the system's PostgreSQL) and waits for the worker's first tick.
 func TestWorkerTicks(t *testing.T) {
 	ext := pgtest.Build(t, ".")
-	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader}})
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader}, Extensions: []*pgtest.Extension{ext}})
 	conn := c.Connect(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION {{.Name}}"); err != nil {
+		t.Fatal(err)
+	}
 	c.WaitForWorker(t, conn, "{{.Name}}", 30*time.Second)
 	pgtest.Eventually(t, 30*time.Second, "a tick", func() (bool, error) {
 		var n int
-		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM {{.Name}}_ticks").Scan(&n)
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM {{.Name}}_ticks").Scan(&n)
 		return n > 0, err
 	})
+	// A function the extension created: it wakes the worker.
+	var woken int
+	if err := conn.QueryRow(ctx, "SELECT pggo_wake_type('{{.Name}}')").Scan(&woken); err != nil || woken != 1 {
+		t.Fatalf("pggo_wake_type('{{.Name}}') = %d, %v", woken, err)
+	}
 	c.AssertNoCrashRecovery(t)
 }
 `
