@@ -20,7 +20,7 @@ func addBuildFlags(fs *flag.FlagSet, withOut bool) buildFlags {
 		name:     fs.String("name", "", "library name (default: the package directory's name)"),
 		pgConfig: fs.String("pg-config", os.Getenv("PGGO_PG_CONFIG"), "pg_config of the target PostgreSQL (default: $PGGO_PG_CONFIG, else pg_config on PATH)"),
 		verbose:  fs.Bool("v", false, "print progress to stderr"),
-		version:  fs.String("version", build.DefaultVersion, "the extension's version: default_version in NAME.control, the install script NAME--VERSION.sql"),
+		version:  fs.String("version", "", "the extension's version: default_version in NAME.control, the install script NAME--VERSION.sql (default: the source's //pggo:version directive, else "+build.DefaultVersion+")"),
 	}
 	if withOut {
 		b.out = fs.String("o", "", "output directory (default PACKAGE_DIR/build)")

@@ -43,7 +43,7 @@ type Options struct {
 	Out      string    // output directory ("" = DIR/build)
 	Name     string    // library name ("" = base name of DIR)
 	PGConfig string    // pg_config to ask for headers and flags ("" = DefaultPGConfig())
-	Version  string    // the extension's version for CREATE EXTENSION ("" = DefaultVersion)
+	Version  string    // the extension's version for CREATE EXTENSION ("" = the //pggo:version directive, else DefaultVersion)
 	Log      io.Writer // progress (nil = quiet)
 }
 
@@ -94,7 +94,8 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
-	version := defaultString(o.Version, DefaultVersion)
+	// -version, else the source's //pggo:version, else 1.0.
+	version := defaultString(o.Version, defaultString(ex.Version, DefaultVersion))
 	if err := checkVersion(version); err != nil {
 		return nil, err
 	}
@@ -234,6 +235,41 @@ type SQLFunc struct {
 type Exports struct {
 	Workers []string  // bgworker.RegisterFunction names
 	SQL     []SQLFunc // fmgr.Register functions
+	Version string    // the //pggo:version directive's, if any
+}
+
+// VersionDirective, followed by a version, sets the extension's version
+// for CREATE EXTENSION in its Go source (pggo build -version overrides it):
+//
+//	//pggo:version 1.1
+//
+// A directive, not a constant, so that the version is read without
+// compiling or running anything, like the other names pggo build finds.
+const VersionDirective = "//pggo:version"
+
+// findVersion reads the //pggo:version directive of the package's files:
+// at most one version, whichever file it is in.
+func findVersion(fset *token.FileSet, files []*ast.File, ex *Exports) error {
+	var where token.Position
+	for _, f := range files {
+		for _, cg := range f.Comments {
+			for _, c := range cg.List {
+				rest, ok := strings.CutPrefix(c.Text, VersionDirective)
+				if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
+					continue
+				}
+				v := strings.TrimSpace(rest)
+				if err := checkVersion(v); err != nil {
+					return fmt.Errorf("%s: %w", fset.Position(c.Pos()), err)
+				}
+				if ex.Version != "" && ex.Version != v {
+					return fmt.Errorf("pggo build: %s: %s %s, but %s says %s", fset.Position(c.Pos()), VersionDirective, v, where, ex.Version)
+				}
+				ex.Version, where = v, fset.Position(c.Pos())
+			}
+		}
+	}
+	return nil
 }
 
 // FmgrPath is the import path whose Register calls become SQL functions.
@@ -255,7 +291,7 @@ func FindExports(dir string) (*Exports, error) {
 	fset := token.NewFileSet()
 	var files []*ast.File
 	for _, f := range append(append([]string{}, pkg.GoFiles...), pkg.CgoFiles...) {
-		file, err := parser.ParseFile(fset, filepath.Join(dir, f), nil, 0)
+		file, err := parser.ParseFile(fset, filepath.Join(dir, f), nil, parser.ParseComments)
 		if err != nil {
 			return nil, err
 		}
@@ -264,6 +300,9 @@ func FindExports(dir string) (*Exports, error) {
 	builders := findBuilders(files)
 	seen := map[string]bool{}
 	ex := &Exports{}
+	if err := findVersion(fset, files, ex); err != nil {
+		return nil, err
+	}
 	var uses []functionUse
 	for _, file := range files {
 		aliases := map[string]string{} // local package name -> import path

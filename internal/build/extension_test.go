@@ -61,3 +61,27 @@ func TestVersionsAndUpgradeScripts(t *testing.T) {
 		t.Fatalf("an install script in sql/: %v", err)
 	}
 }
+
+// TestVersionDirective: //pggo:version in any file of the package sets the
+// version; two different ones, or a bad one, fail the build.
+func TestVersionDirective(t *testing.T) {
+	find := func(files map[string]string) (string, error) {
+		ex, err := FindExports(writePackage(t, files))
+		if err != nil {
+			return "", err
+		}
+		return ex.Version, nil
+	}
+	if v, err := find(map[string]string{"main.go": registrations, "v.go": "package main\n\n//pggo:version 1.1\n"}); err != nil || v != "1.1" {
+		t.Fatalf("got %q, %v", v, err)
+	}
+	if v, err := find(map[string]string{"main.go": registrations, "v.go": "package main\n\n//pggo:versions are not this\n"}); err != nil || v != "" {
+		t.Fatalf("another comment: got %q, %v", v, err)
+	}
+	if _, err := find(map[string]string{"main.go": registrations, "v.go": "package main\n\n//pggo:version 1.1\n", "w.go": "package main\n\n//pggo:version 1.2\n"}); err == nil || !strings.Contains(err.Error(), "says") {
+		t.Fatalf("two versions: %v", err)
+	}
+	if _, err := find(map[string]string{"main.go": registrations, "v.go": "package main\n\n//pggo:version 1--2\n"}); err == nil || !strings.Contains(err.Error(), "v.go:3") {
+		t.Fatalf("a bad version: %v", err)
+	}
+}
