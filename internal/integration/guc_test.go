@@ -76,6 +76,21 @@ func TestDeclaredSettings(t *testing.T) {
 	c.AssertNoCrashRecovery(t)
 }
 
+// TestSettingReachesWorker: a worker reads a declared sighup setting again
+// after ALTER SYSTEM and a reload, in its loop.
+func TestSettingReachesWorker(t *testing.T) {
+	c := startWith(t, "PGGO_TEST_WORKERS=setting_watch")
+	conn := c.Connect(t)
+	result(t, conn, "setting_watch", "batch_size=10")
+	for _, sql := range []string{"ALTER SYSTEM SET testext.batch_size = 77", "SELECT pg_reload_conf()"} {
+		if _, err := conn.Exec(context.Background(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	result(t, conn, "setting_watch", "batch_size=77")
+	c.AssertNoCrashRecovery(t)
+}
+
 // TestBadSettingDeclaration: a bad declaration stops the server's start
 // with the setting named.
 func TestBadSettingDeclaration(t *testing.T) {

@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/pggo/pggo"
+	"github.com/pggo/pggo/bgworker"
 	"github.com/pggo/pggo/fmgr"
 	"github.com/pggo/pggo/guc"
 )
@@ -18,6 +20,7 @@ var (
 )
 
 func init() {
+	bgworker.RegisterFunction("testext_setting_watch", settingsMain)
 	fmgr.Register("testext_settings", "() RETURNS text", settingsText)
 	pggo.OnInit(func() error {
 		// A bad declaration must make the server refuse to start, naming it.
@@ -45,4 +48,26 @@ func settingsText(*fmgr.Args) (any, error) {
 		}
 	}
 	return fmt.Sprintf("batch_size=%d enabled=%v label=%s mode=%s", b, e, l, m), nil
+}
+
+// settingsMain records testext.batch_size each time it sees a new value:
+// a reload (SIGHUP) reaches it in its loop, through WaitLatch.
+func settingsMain(pggo.Datum) error {
+	if err := connect(); err != nil {
+		return err
+	}
+	last := -1
+	for bgworker.WaitLatch(50 * time.Millisecond) {
+		n, err := batchSize.Get()
+		if err != nil {
+			return err
+		}
+		if n != last {
+			if err := record(fmt.Sprintf("batch_size=%d", n), n); err != nil {
+				return err
+			}
+			last = n
+		}
+	}
+	return nil
 }
