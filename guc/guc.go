@@ -1,6 +1,9 @@
 // Package guc reads PostgreSQL configuration settings (GUCs) from Go: the
 // built-in ones and custom "prefix.name" settings an extension's users put in
-// postgresql.conf, such as "worker_spi.naptime".
+// postgresql.conf, such as "worker_spi.naptime"; and declares an
+// extension's own settings (DefineInt, DefineBool, DefineString,
+// DefineEnum), which PostgreSQL then knows in every process: SHOW,
+// ALTER SYSTEM with their bounds, pg_settings, a reserved prefix.
 //
 // Get works in pggo.OnInit (to decide how many workers to register) and in a
 // running worker, on its own goroutine. A worker sees a changed

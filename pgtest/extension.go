@@ -18,6 +18,11 @@ type Extension struct {
 	Loader    string // put it in Options.Preload
 	GoLibrary string
 	SQLFile   string // CREATE FUNCTION statements of its fmgr functions
+	// ControlFile and Scripts are its CREATE EXTENSION files (NAME.control,
+	// NAME--VERSION.sql, upgrade scripts): put the Extension in
+	// Options.Extensions for CREATE EXTENSION to find them.
+	ControlFile string
+	Scripts     []string
 }
 
 // Build builds the pggo extension (a Go main package) in dir with `pggo
@@ -40,7 +45,12 @@ func Build(t testing.TB, dir string) *Extension {
 	if err != nil {
 		t.Fatalf("pgtest: building %s: %v", dir, err)
 	}
-	return &Extension{Loader: res.Loader, GoLibrary: res.GoLibrary, SQLFile: res.SQLFile}
+	return ExtensionOf(res)
+}
+
+// ExtensionOf is the Extension of a finished build (for `pggo run`).
+func ExtensionOf(res *build.Result) *Extension {
+	return &Extension{Loader: res.Loader, GoLibrary: res.GoLibrary, SQLFile: res.SQLFile, ControlFile: res.ControlFile, Scripts: res.Scripts}
 }
 
 // InstallSQL runs the extension's generated SQL (its SQL functions) on conn.

@@ -66,6 +66,13 @@ type Options struct {
 	// the test runs as root, HOME, USER and LOGNAME are the postgres
 	// user's).
 	Env []string
+	// Extensions can be installed with CREATE EXTENSION (their control
+	// files and scripts) in the cluster, and their libraries are in its
+	// $libdir, without writing into the system's PostgreSQL directories:
+	// the cluster then runs from a private installation, a temporary tree
+	// of symlinks to the system's files plus the extensions' (see
+	// install.go; BinDir reports its bin directory).
+	Extensions []*Extension
 }
 
 // Cluster is a running (or stopped) throwaway PostgreSQL cluster.
@@ -83,6 +90,7 @@ type Cluster struct {
 	stopped  bool       // Stop succeeded and no Restart since
 	shared   bool       // holds the shared directory (see acquireShared)
 	template string     // the data directory copied
+	install  string     // the private installation (Options.Extensions), if any
 }
 
 // startTimeout bounds pg_ctl's waits; generous because CI machines are slow.
@@ -145,6 +153,18 @@ func (c *Cluster) start() error {
 	c.template = tmpl
 	if c.dir, err = os.MkdirTemp(sh.dir, "c"); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
+	}
+	if len(c.opts.Extensions) > 0 {
+		// Not under c.dir: that may be in /dev/shm, which can be noexec,
+		// and TMPDIR is usually the file system of the installation, so
+		// postgres is hard-linked rather than copied.
+		if c.install, err = os.MkdirTemp("", "pgtest-install-"); err != nil {
+			return fmt.Errorf("pgtest: %w", err)
+		}
+		os.Chmod(c.install, 0o755) // the server's OS user runs from it
+		if c.bin, err = privateInstall(bin, c.install, c.opts.Extensions); err != nil {
+			return err
+		}
 	}
 	if err := run.own(c.dir, 0o755); err != nil {
 		return err
@@ -544,6 +564,9 @@ func (c *Cluster) cleanup(t testing.TB) {
 func (c *Cluster) removeFiles() {
 	if c.dir != "" {
 		os.RemoveAll(c.dir)
+	}
+	if c.install != "" {
+		os.RemoveAll(c.install)
 	}
 	if c.sockDir != "" {
 		os.RemoveAll(c.sockDir)

@@ -11,8 +11,8 @@ import (
 
 // buildFlags are the flags every building command shares.
 type buildFlags struct {
-	out, name, pgConfig *string
-	verbose             *bool
+	out, name, pgConfig, version *string
+	verbose                      *bool
 }
 
 func addBuildFlags(fs *flag.FlagSet, withOut bool) buildFlags {
@@ -20,6 +20,7 @@ func addBuildFlags(fs *flag.FlagSet, withOut bool) buildFlags {
 		name:     fs.String("name", "", "library name (default: the package directory's name)"),
 		pgConfig: fs.String("pg-config", os.Getenv("PGGO_PG_CONFIG"), "pg_config of the target PostgreSQL (default: $PGGO_PG_CONFIG, else pg_config on PATH)"),
 		verbose:  fs.Bool("v", false, "print progress to stderr"),
+		version:  fs.String("version", "", "the extension's version: default_version in NAME.control, the install script NAME--VERSION.sql (default: the source's //pggo:version directive, else "+build.DefaultVersion+")"),
 	}
 	if withOut {
 		b.out = fs.String("o", "", "output directory (default PACKAGE_DIR/build)")
@@ -33,24 +34,21 @@ func (b buildFlags) build(dir, out string) (*build.Result, error) {
 
 // buildContext is build, stopped (its compilers killed) when ctx ends.
 func (b buildFlags) buildContext(ctx context.Context, dir, out string) (*build.Result, error) {
-	opts := build.Options{Dir: dir, Out: out, Name: *b.name, PGConfig: *b.pgConfig}
+	opts := build.Options{Dir: dir, Out: out, Name: *b.name, PGConfig: *b.pgConfig, Version: *b.version}
 	if *b.verbose {
 		opts.Log = os.Stderr
 	}
 	return build.Build(ctx, opts)
 }
 
+// parse parses a command's flags (parseFlags) and its one optional
+// positional argument.
 func parse(fs *flag.FlagSet, args []string, usage string) (dir string, err error) {
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, usage); err != nil {
 		return "", err
 	}
 	if fs.NArg() > 1 {
-		fs.Usage()
-		return "", fmt.Errorf("pggo: one package directory at most")
+		return "", badUsage(fs, usage, fmt.Sprintf("unexpected argument %q (flags go before the directory)", fs.Arg(1)))
 	}
 	return fs.Arg(0), nil
 }
@@ -62,8 +60,11 @@ func runBuild(args []string) error {
 
 Builds the pggo extension in PACKAGE_DIR (default: the current directory)
 and prints the absolute paths of the two files PostgreSQL loads; the last
-one is the library to put in shared_preload_libraries. With SQL functions
-(package fmgr) it also writes NAME.sql next to them.
+one is the library to put in shared_preload_libraries. Next to them it
+writes NAME.sql (its SQL functions, package fmgr, for psql -f) and the
+files of CREATE EXTENSION NAME: NAME.control, NAME--VERSION.sql and the
+upgrade scripts PACKAGE_DIR/sql/NAME--FROM--TO.sql (for ALTER EXTENSION
+NAME UPDATE), copied. Every SQL function is revoked from PUBLIC.
 `)
 	if err != nil {
 		return err

@@ -84,7 +84,9 @@ func TestNewTestInstallPackageRun(t *testing.T) {
 			return nil
 		})
 		lib, _ := pgConfigValue("", "--pkglibdir")
-		want := []string{strings.TrimPrefix(lib, "/") + "/demo-go.so", strings.TrimPrefix(lib, "/") + "/demo.so"}
+		share, _ := pgConfigValue("", "--sharedir")
+		ext := strings.TrimPrefix(share, "/") + "/extension/"
+		want := []string{strings.TrimPrefix(lib, "/") + "/demo-go.so", strings.TrimPrefix(lib, "/") + "/demo.so", ext + "demo--1.0.sql", ext + "demo.control"}
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
 			t.Fatalf("installed %v, want %v", got, want)

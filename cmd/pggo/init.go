@@ -29,21 +29,13 @@ headers from Debian's newer suites, assembled into DIR, default
 // stdout.
 func runInit(args []string) error {
 	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), initUsage)
-		fs.PrintDefaults()
-	}
 	pg := fs.String("pg", strconv.Itoa(pgversions.SystemMajor), `PostgreSQL major version: 15, 17, 18 or "all"`)
 	root := fs.String("root", "", "install directory for 17 or 18 (default ~/.pggo/pg<VERSION>)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parseFlags(fs, args, initUsage); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("pggo init: unexpected argument %q", fs.Arg(0))
+		return badUsage(fs, initUsage, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 	majors, err := initVersions(*pg)
 	if err != nil {

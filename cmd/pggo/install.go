@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,7 +21,8 @@ func pgConfigValue(pgConfig, flag string) (string, error) {
 }
 
 // installTree builds the extension and lays its files out under
-// destdir+pkglibdir, with its SQL script pointing at the installed loader.
+// destdir+pkglibdir, with its SQL script pointing at the installed loader,
+// and its CREATE EXTENSION files under destdir+sharedir/extension.
 // It returns the installed files and the library name.
 func installTree(bf buildFlags, dir, destdir string) ([]string, string, error) {
 	tmp, err := os.MkdirTemp("", "pggo-install-")
@@ -58,6 +60,21 @@ func installTree(bf buildFlags, dir, destdir string) ([]string, string, error) {
 		}
 		files = append(files, dst)
 	}
+	share, err := pgConfigValue(*bf.pgConfig, "--sharedir")
+	if err != nil {
+		return nil, "", err
+	}
+	extdir := filepath.Join(destdir, share, "extension")
+	if err := os.MkdirAll(extdir, 0o755); err != nil {
+		return nil, "", err
+	}
+	for _, f := range append([]string{res.ControlFile}, res.Scripts...) {
+		dst := filepath.Join(extdir, filepath.Base(f))
+		if err := copyFile(f, dst, 0o644); err != nil {
+			return nil, "", err
+		}
+		files = append(files, dst)
+	}
 	return files, name, nil
 }
 
@@ -84,9 +101,12 @@ func runInstall(args []string) error {
 	destdir := fs.String("destdir", "", "stage the files under this directory instead of the live system (for packaging)")
 	dir, err := parse(fs, args, `usage: pggo install [flags] [PACKAGE_DIR]
 
-Builds the extension and copies its files into $(pg_config --pkglibdir),
-or under --destdir. Then add the library to shared_preload_libraries and
-restart PostgreSQL.
+Builds the extension and copies its libraries (and NAME.sql) into
+$(pg_config --pkglibdir) and its CREATE EXTENSION files (NAME.control,
+NAME--VERSION.sql, upgrade scripts) into $(pg_config --sharedir)/extension,
+or under --destdir. Then add the library to shared_preload_libraries,
+restart PostgreSQL and run CREATE EXTENSION NAME in each database that
+calls its SQL functions.
 `)
 	if err != nil {
 		return err
@@ -99,11 +119,7 @@ restart PostgreSQL.
 		fmt.Println(f)
 	}
 	fmt.Fprintf(os.Stderr, "pggo install: add to postgresql.conf, then restart PostgreSQL:\n  shared_preload_libraries = '%s'\n", name)
-	for _, f := range files {
-		if strings.HasSuffix(f, ".sql") {
-			fmt.Fprintf(os.Stderr, "then create its SQL functions: psql -f %s\n", strings.TrimPrefix(f, *destdir))
-		}
-	}
+	fmt.Fprintf(os.Stderr, "then, in each database that calls its SQL functions: CREATE EXTENSION %s;\n", name)
 	return nil
 }
 
@@ -125,7 +141,7 @@ tar -xzf FILE -C / on a machine with the same PostgreSQL.
 		return err
 	}
 	defer os.RemoveAll(stage)
-	files, name, err := installTree(bf, dir, stage)
+	_, name, err := installTree(bf, dir, stage)
 	if err != nil {
 		return err
 	}
@@ -146,11 +162,7 @@ tar -xzf FILE -C / on a machine with the same PostgreSQL.
 Install:   tar -xzf %s -C /
 Configure: shared_preload_libraries = '%s'   (postgresql.conf), then restart PostgreSQL.
 `, name, version, filepath.Base(tarball), name)
-	for _, f := range files {
-		if strings.HasSuffix(f, ".sql") {
-			note += fmt.Sprintf("SQL:       psql -f %s   (in each database that calls its functions)\n", strings.TrimPrefix(f, stage))
-		}
-	}
+	note += fmt.Sprintf("SQL:       CREATE EXTENSION %s;   (in each database that calls its functions)\n", name)
 	if err := os.WriteFile(filepath.Join(stage, "INSTALL.txt"), []byte(note), 0o644); err != nil {
 		return err
 	}
@@ -207,21 +219,86 @@ func writeTarball(path, dir string) error {
 	return err
 }
 
+const testUsage = `usage: pggo test [-pg-config PATH] [PACKAGE_DIR] [go test flags and packages]
+
+Runs the extension's Go tests: go test -count=1 ./... in PACKAGE_DIR
+(default: the current directory). Tests written with package pgtest build
+the extension and start real PostgreSQL servers. Every argument after
+PACKAGE_DIR (or after pggo test's own flags) goes to go test unchanged, e.g.
+  pggo test -v -run TestWorkerTicks
+  pggo test ./myext -count=3 -timeout 5m
+so go test itself reports a flag it does not know (pggo test exits with its
+status). Package
+patterns given there replace ./...
+`
+
+// runTest implements pggo test. Its own flags (-pg-config, -h) come first;
+// the first argument that is not one of them, if it does not start with
+// "-", is the package directory; everything after goes to go test, which
+// is why this does not use flag.Parse (it would reject -v and -run).
 func runTest(args []string) error {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	pgConfig := fs.String("pg-config", os.Getenv("PGGO_PG_CONFIG"), "pg_config of the target PostgreSQL")
-	dir, err := parse(fs, args, `usage: pggo test [flags] [PACKAGE_DIR]
-
-Runs the extension's Go tests (go test -count=1 ./...). Tests written with
-package pgtest build the extension and start real PostgreSQL servers.
-`)
-	if err != nil {
+	var own []string
+	for len(args) > 0 {
+		a := args[0]
+		name := strings.TrimLeft(a, "-")
+		if !strings.HasPrefix(a, "-") || a == "--" {
+			break
+		}
+		if name == "h" || name == "help" {
+			own = append(own, a)
+			args = args[1:]
+			continue
+		}
+		if name == "pg-config" && len(args) > 1 {
+			own, args = append(own, a, args[1]), args[2:]
+			continue
+		}
+		if strings.HasPrefix(name, "pg-config=") {
+			own, args = append(own, a), args[1:]
+			continue
+		}
+		break // a go test flag
+	}
+	if err := parseFlags(fs, own, testUsage); err != nil {
 		return err
 	}
-	if dir == "" {
-		dir = "."
+	dir := "."
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		dir, args = args[0], args[1:]
 	}
-	cmd := exec.Command("go", "test", "-count=1", "./...")
+	// Packages named among the passed arguments replace ./...: a word not
+	// starting with "-" that is not the value of the flag before it. Flags
+	// of go test that take a separate value are the ones listed here.
+	valued := map[string]bool{"run": true, "skip": true, "count": true, "timeout": true, "bench": true,
+		"benchtime": true, "cpu": true, "parallel": true, "p": true, "tags": true, "coverprofile": true,
+		"cpuprofile": true, "memprofile": true, "o": true, "exec": true, "shuffle": true, "list": true,
+		"covermode": true, "coverpkg": true, "blockprofile": true, "mutexprofile": true, "outputdir": true,
+		"trace": true, "fuzz": true, "fuzztime": true, "fuzzminimizetime": true, "vet": true, "ldflags": true, "gcflags": true}
+	pkgs := false
+	for i, a := range args {
+		if a == "-args" || a == "--args" {
+			break
+		}
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		prev := ""
+		if i > 0 {
+			prev = strings.TrimLeft(args[i-1], "-")
+		}
+		if i > 0 && strings.HasPrefix(args[i-1], "-") && !strings.Contains(prev, "=") && valued[prev] {
+			continue
+		}
+		pkgs = true
+	}
+	goArgs := []string{"test", "-count=1"}
+	if !pkgs {
+		goArgs = append(goArgs, "./...")
+	}
+	goArgs = append(goArgs, args...)
+	cmd := exec.Command("go", goArgs...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Env = os.Environ()
@@ -229,6 +306,11 @@ package pgtest build the extension and start real PostgreSQL servers.
 		cmd.Env = append(cmd.Env, "PGGO_PG_CONFIG="+*pgConfig)
 	}
 	if err := cmd.Run(); err != nil {
+		var xe *exec.ExitError
+		if errors.As(err, &xe) && xe.ExitCode() > 0 {
+			// go test printed why; exit as it did.
+			return exitError{xe.ExitCode()}
+		}
 		return fmt.Errorf("pggo test: %v", err)
 	}
 	return nil

@@ -15,21 +15,22 @@ import (
 
 var newName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
-func runNew(args []string) error {
-	fs := flag.NewFlagSet("new", flag.ContinueOnError)
-	src := fs.String("pggo", os.Getenv("PGGO_SOURCE"), "local pggo checkout to use with a go.mod replace (default: the one this pggo was built from, if any)")
-	name, err := parse(fs, args, `usage: pggo new [flags] NAME
+const newUsage = `usage: pggo new [flags] NAME
 
 Creates the directory NAME with a ready-to-build pggo extension: one
 background worker that records a tick every second, and a test that builds
 it, starts a real PostgreSQL with it preloaded and waits for a tick.
-`)
+`
+
+func runNew(args []string) error {
+	fs := flag.NewFlagSet("new", flag.ContinueOnError)
+	src := fs.String("pggo", os.Getenv("PGGO_SOURCE"), "local pggo checkout to use with a go.mod replace (default: the one this pggo was built from, if any)")
+	name, err := parse(fs, args, newUsage)
 	if err != nil {
 		return err
 	}
 	if name == "" {
-		fs.Usage()
-		return fmt.Errorf("pggo new: NAME is missing")
+		return badUsage(fs, newUsage, "NAME is missing")
 	}
 	base := filepath.Base(name)
 	if !newName.MatchString(base) {
@@ -168,17 +169,28 @@ import (
 )
 
 // TestWorkerTicks builds this extension, preloads it into a throwaway
-// PostgreSQL and waits for the worker's first tick.
+// PostgreSQL, installs it with CREATE EXTENSION (from the files pggo build
+// wrote, in the cluster's private installation: nothing is written into
+// the system's PostgreSQL) and waits for the worker's first tick.
 func TestWorkerTicks(t *testing.T) {
 	ext := pgtest.Build(t, ".")
-	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader}})
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader}, Extensions: []*pgtest.Extension{ext}})
 	conn := c.Connect(t)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION {{.Name}}"); err != nil {
+		t.Fatal(err)
+	}
 	c.WaitForWorker(t, conn, "{{.Name}}", 30*time.Second)
 	pgtest.Eventually(t, 30*time.Second, "a tick", func() (bool, error) {
 		var n int
-		err := conn.QueryRow(context.Background(), "SELECT count(*) FROM {{.Name}}_ticks").Scan(&n)
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM {{.Name}}_ticks").Scan(&n)
 		return n > 0, err
 	})
+	// A function the extension created: it wakes the worker.
+	var woken int
+	if err := conn.QueryRow(ctx, "SELECT pggo_wake_type('{{.Name}}')").Scan(&woken); err != nil || woken != 1 {
+		t.Fatalf("pggo_wake_type('{{.Name}}') = %d, %v", woken, err)
+	}
 	c.AssertNoCrashRecovery(t)
 }
 `

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -40,8 +41,9 @@ func runRun(args []string) error {
 	dir, err := parse(fs, args, `usage: pggo run [flags] [PACKAGE_DIR]
 
 Builds the extension, starts a throwaway PostgreSQL cluster with it
-preloaded (data in a temporary directory, a Unix socket only), creates its
-SQL functions in database postgres, prints how to connect and streams the
+preloaded (data in a temporary directory, a Unix socket only), runs
+CREATE EXTENSION NAME in database postgres (from a private installation:
+nothing is written into the system's PostgreSQL), prints how to connect and streams the
 server log. Ctrl-C, SIGTERM or a closed output (SIGPIPE, e.g. piped into a
 tee that exits) stops the server and removes the cluster and the build.
 `)
@@ -95,7 +97,8 @@ tee that exits) stops the server and removes the cluster and the build.
 		}
 	}
 	fmt.Fprintln(os.Stderr, "pggo run: starting PostgreSQL with", res.Loader)
-	c, err := pgtest.Launch(pgtest.Options{PGBin: *pgBin, Preload: []string{res.Loader}, Settings: settings})
+	// Its CREATE EXTENSION files in the cluster's private installation.
+	c, err := pgtest.Launch(pgtest.Options{PGBin: *pgBin, Preload: []string{res.Loader}, Settings: settings, Extensions: []*pgtest.Extension{pgtest.ExtensionOf(res)}})
 	if err != nil {
 		return err
 	}
@@ -115,18 +118,18 @@ tee that exits) stops the server and removes the cluster and the build.
 	if sig, ok := stopped(); ok { // while the server started
 		return shutdown(sig.String())
 	}
-	if len(res.Exports.SQL) > 0 {
-		script, _ := os.ReadFile(res.SQLFile)
+	name := strings.TrimSuffix(filepath.Base(res.Loader), ".so")
+	{
 		conn, err := pgx.Connect(ctx, c.ConnString())
 		if err == nil {
-			_, err = conn.Exec(ctx, string(script))
+			_, err = conn.Exec(ctx, "CREATE EXTENSION "+pgx.Identifier{name}.Sanitize())
 			conn.Close(context.Background())
 		}
 		if sig, ok := stopped(); ok {
 			return shutdown(sig.String())
 		}
 		if err != nil {
-			return fmt.Errorf("pggo run: creating the SQL functions: %v", err)
+			return fmt.Errorf("pggo run: CREATE EXTENSION %s: %v", name, err)
 		}
 	}
 	fmt.Fprintf(os.Stderr, `pggo run: PostgreSQL is running (postmaster pid %d).

@@ -43,15 +43,26 @@ type Options struct {
 	Out      string    // output directory ("" = DIR/build)
 	Name     string    // library name ("" = base name of DIR)
 	PGConfig string    // pg_config to ask for headers and flags ("" = DefaultPGConfig())
+	Version  string    // the extension's version for CREATE EXTENSION ("" = the //pggo:version directive, else DefaultVersion)
 	Log      io.Writer // progress (nil = quiet)
 }
+
+// DefaultVersion is the extension version when Options.Version is empty.
+const DefaultVersion = "1.0"
 
 // Result names the built files by absolute path.
 type Result struct {
 	GoLibrary string // opened by the loader inside workers
 	Loader    string // the file to put in shared_preload_libraries
 	SQLFile   string // CREATE FUNCTION statements for the fmgr functions
-	Exports   Exports
+	// ControlFile is NAME.control, for CREATE EXTENSION NAME; Scripts are
+	// NAME--VERSION.sql (first) and the upgrade scripts NAME--A--B.sql
+	// copied from the package's sql/ directory. They all belong in
+	// $(pg_config --sharedir)/extension.
+	ControlFile string
+	Scripts     []string
+	Version     string
+	Exports     Exports
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
@@ -83,11 +94,23 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
+	// -version, else the source's //pggo:version, else 1.0.
+	version := defaultString(o.Version, defaultString(ex.Version, DefaultVersion))
+	if err := checkVersion(version); err != nil {
+		return nil, err
+	}
+	upgrades, err := upgradeScripts(dir, name)
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{
-		GoLibrary: filepath.Join(out, name+"-go.so"),
-		Loader:    filepath.Join(out, name+".so"),
-		SQLFile:   filepath.Join(out, name+".sql"),
-		Exports:   *ex,
+		GoLibrary:   filepath.Join(out, name+"-go.so"),
+		Loader:      filepath.Join(out, name+".so"),
+		SQLFile:     filepath.Join(out, name+".sql"),
+		ControlFile: filepath.Join(out, name+".control"),
+		Scripts:     []string{filepath.Join(out, name+"--"+version+".sql")},
+		Version:     version,
+		Exports:     *ex,
 	}
 
 	logf("pggo build: Go library %s", res.GoLibrary)
@@ -101,14 +124,99 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.WriteFile(res.SQLFile, []byte(SQLScript(res.Loader, ex.SQL)), 0o644); err != nil {
 		return nil, err
 	}
+	if err := os.WriteFile(res.ControlFile, []byte(ControlFile(name, version)), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(res.Scripts[0], []byte(ExtensionScript(name, ex.SQL)), 0o644); err != nil {
+		return nil, err
+	}
+	for _, u := range upgrades {
+		dst := filepath.Join(out, filepath.Base(u))
+		b, err := os.ReadFile(u)
+		if err == nil {
+			err = os.WriteFile(dst, b, 0o644)
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Scripts = append(res.Scripts, dst)
+	}
+	logf("pggo build: CREATE EXTENSION files %s, %s", res.ControlFile, strings.Join(res.Scripts, ", "))
 	// The files must be readable by the server's OS user.
-	for _, f := range []string{res.GoLibrary, res.Loader, res.SQLFile} {
+	for _, f := range append([]string{res.GoLibrary, res.Loader, res.SQLFile, res.ControlFile}, res.Scripts...) {
 		if err := os.Chmod(f, 0o755); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
 }
+
+// checkVersion applies PostgreSQL's rules for extension version names
+// (extension.c, check_valid_version_name), so a bad -version fails the
+// build rather than CREATE EXTENSION.
+func checkVersion(v string) error {
+	if v == "" || strings.Contains(v, "--") || strings.HasPrefix(v, "-") || strings.HasSuffix(v, "-") || strings.ContainsAny(v, "/\\\x00'") {
+		return fmt.Errorf("pggo build: extension version %q: it must not be empty, contain \"--\", '/', '\\' or a quote, or begin or end with '-'", v)
+	}
+	return nil
+}
+
+// upgradeScripts lists DIR/sql/NAME--A--B.sql, the scripts ALTER EXTENSION
+// NAME UPDATE runs; pggo build copies them next to the install script.
+func upgradeScripts(dir, name string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "sql", name+"--*.sql"))
+	if err != nil {
+		return nil, err
+	}
+	var ups []string
+	for _, f := range files {
+		versions := strings.Split(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), name+"--"), ".sql"), "--")
+		if len(versions) != 2 || checkVersion(versions[0]) != nil || checkVersion(versions[1]) != nil {
+			// NAME--V.sql would shadow the generated install script.
+			return nil, fmt.Errorf("pggo build: %s: want an upgrade script named %s--FROM--TO.sql (the install script %s--VERSION.sql is generated)", f, name, name)
+		}
+		ups = append(ups, f)
+	}
+	return ups, nil
+}
+
+// ControlFile is NAME.control. module_pathname is $libdir/NAME: the
+// loader as installed (pggo install) or as a test cluster's private
+// installation lays it out (pgtest Options.Extensions). Not relocatable, so
+// PostgreSQL substitutes no @extschema@ and the functions stay where
+// CREATE EXTENSION (or its SCHEMA clause) put them; superuser, since the
+// functions are C.
+func ControlFile(name, version string) string {
+	return fmt.Sprintf(`# %[1]s extension: generated by pggo build
+comment = '%[1]s: a pggo extension (Go in PostgreSQL)'
+default_version = '%[2]s'
+module_pathname = '$libdir/%[1]s'
+relocatable = false
+superuser = true
+trusted = false
+`, name, version)
+}
+
+// ExtensionScript is NAME--VERSION.sql: SQLScript's functions, created
+// from MODULE_PATHNAME (which PostgreSQL replaces with the control file's
+// module_pathname), with the same rule: each is revoked from PUBLIC.
+// Plain CREATE FUNCTION, not OR REPLACE: an extension must not silently
+// take over a function that already exists.
+func ExtensionScript(name string, funcs []SQLFunc) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- Generated by `pggo build`: CREATE EXTENSION %s runs it.\n", name)
+	fmt.Fprintf(&b, "\\echo Use \"CREATE EXTENSION %s\" to load this file. \\quit\n", name)
+	b.WriteString("-- Every function is revoked from PUBLIC: GRANT EXECUTE to the roles that may call it.\n")
+	for _, f := range append(append([]SQLFunc(nil), funcs...), wakeFuncs...) {
+		fmt.Fprintf(&b, "CREATE FUNCTION %s%s\n    AS 'MODULE_PATHNAME', '%s' LANGUAGE C;\n", f.Name, f.Signature, f.Name)
+		fmt.Fprintf(&b, "REVOKE ALL ON FUNCTION %s FROM PUBLIC;\n", f.Name)
+	}
+	return b.String()
+}
+
+// wakeFuncs are the plain C functions every loader has; see the README's
+// "Waking a worker from SQL".
+var wakeFuncs = []SQLFunc{{"pggo_wake", "(pid int4) RETURNS bool STRICT"}, {"pggo_wake_type", "(worker_type text) RETURNS int4 STRICT"}}
 
 func defaultString(s, def string) string {
 	if s == "" {
@@ -127,6 +235,41 @@ type SQLFunc struct {
 type Exports struct {
 	Workers []string  // bgworker.RegisterFunction names
 	SQL     []SQLFunc // fmgr.Register functions
+	Version string    // the //pggo:version directive's, if any
+}
+
+// VersionDirective, followed by a version, sets the extension's version
+// for CREATE EXTENSION in its Go source (pggo build -version overrides it):
+//
+//	//pggo:version 1.1
+//
+// A directive, not a constant, so that the version is read without
+// compiling or running anything, like the other names pggo build finds.
+const VersionDirective = "//pggo:version"
+
+// findVersion reads the //pggo:version directive of the package's files:
+// at most one version, whichever file it is in.
+func findVersion(fset *token.FileSet, files []*ast.File, ex *Exports) error {
+	var where token.Position
+	for _, f := range files {
+		for _, cg := range f.Comments {
+			for _, c := range cg.List {
+				rest, ok := strings.CutPrefix(c.Text, VersionDirective)
+				if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
+					continue
+				}
+				v := strings.TrimSpace(rest)
+				if err := checkVersion(v); err != nil {
+					return fmt.Errorf("%s: %w", fset.Position(c.Pos()), err)
+				}
+				if ex.Version != "" && ex.Version != v {
+					return fmt.Errorf("pggo build: %s: %s %s, but %s says %s", fset.Position(c.Pos()), VersionDirective, v, where, ex.Version)
+				}
+				ex.Version, where = v, fset.Position(c.Pos())
+			}
+		}
+	}
+	return nil
 }
 
 // FmgrPath is the import path whose Register calls become SQL functions.
@@ -148,7 +291,7 @@ func FindExports(dir string) (*Exports, error) {
 	fset := token.NewFileSet()
 	var files []*ast.File
 	for _, f := range append(append([]string{}, pkg.GoFiles...), pkg.CgoFiles...) {
-		file, err := parser.ParseFile(fset, filepath.Join(dir, f), nil, 0)
+		file, err := parser.ParseFile(fset, filepath.Join(dir, f), nil, parser.ParseComments)
 		if err != nil {
 			return nil, err
 		}
@@ -157,6 +300,9 @@ func FindExports(dir string) (*Exports, error) {
 	builders := findBuilders(files)
 	seen := map[string]bool{}
 	ex := &Exports{}
+	if err := findVersion(fset, files, ex); err != nil {
+		return nil, err
+	}
 	var uses []functionUse
 	for _, file := range files {
 		aliases := map[string]string{} // local package name -> import path
@@ -546,7 +692,7 @@ func SQLScript(loader string, funcs []SQLFunc) string {
 	// Every loader can wake pggo workers from SQL (plain C, no Go in the
 	// calling backend); see the README's "Waking a worker from SQL".
 	b.WriteString("-- Wake a pggo worker by pid, or every worker of a type (bgw_type).\n")
-	for _, f := range []SQLFunc{{"pggo_wake", "(pid int4) RETURNS bool STRICT"}, {"pggo_wake_type", "(worker_type text) RETURNS int4 STRICT"}} {
+	for _, f := range wakeFuncs {
 		fmt.Fprintf(&b, "CREATE OR REPLACE FUNCTION %s%s\n    AS %s, '%s' LANGUAGE C;\n", f.Name, f.Signature, lit, f.Name)
 		fmt.Fprintf(&b, "REVOKE ALL ON FUNCTION %s FROM PUBLIC;\n", f.Name)
 	}

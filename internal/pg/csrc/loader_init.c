@@ -124,7 +124,8 @@ pggo_fill_bgw(BackgroundWorker *w, const pggo_spec *s)
  * Runs in the forked helper: load Go, run OnInit, write the result to fd.
  * The message is "E<text>" for an error, or "W", a u32 count and that many
  * BackgroundWorker structs, followed by the shared memory regions Go
- * declared (see pggo_shmem_read_regions). The helper is a copy of the postmaster, so it must leave with
+ * declared (see pggo_shmem_read_regions) and the settings it declared (see
+ * pggo_guc_define_settings). The helper is a copy of the postmaster, so it must leave with
  * _exit: a normal exit would run the postmaster's exit hooks (which remove
  * postmaster.pid) in the wrong process.
  */
@@ -180,6 +181,15 @@ init_helper(int fd)
 			appendBinaryStringInfo(&out, regions[i].name, namelen);
 			appendBinaryStringInfo(&out, (char *) &regions[i].size, sizeof(uint64));
 			appendBinaryStringInfo(&out, (char *) &regions[i].align, sizeof(uint32));
+		}
+		/* The declared settings (loader_guc.c), already encoded by Go. */
+		{
+			pggo_go_settings_fn get_settings = (pggo_go_settings_fn) dlsym(pggo_go_handle, "pggo_go_settings");
+			char	   *settings = NULL;
+			size_t		settingslen = 0;
+
+			if (get_settings != NULL && get_settings(&settings, &settingslen) == 0 && settings != NULL)
+				appendBinaryStringInfo(&out, settings, settingslen);
 		}
 	}
 
@@ -309,9 +319,17 @@ register_static_workers(void)
 	memcpy(&nworkers, msg.data + 1, sizeof(uint32));
 	if (nworkers < 0 || nworkers > (msg.len - 5) / (int) sizeof(BackgroundWorker))
 		ereport(FATAL, (errmsg("pggo: the init helper of \"%s\" sent a malformed reply", pggo_loader_path)));
-	/* The regions follow the workers; reserved in shmem_request_hook. */
-	pggo_shmem_read_regions(msg.data + 5 + nworkers * sizeof(BackgroundWorker),
-							msg.len - 5 - nworkers * sizeof(BackgroundWorker));
+	/*
+	 * The regions follow the workers (reserved in shmem_request_hook), the
+	 * settings follow the regions (defined now, before any worker starts).
+	 */
+	{
+		const char *rest = msg.data + 5 + nworkers * sizeof(BackgroundWorker);
+		size_t		restlen = msg.len - 5 - nworkers * sizeof(BackgroundWorker);
+		size_t		used = pggo_shmem_read_regions(rest, restlen);
+
+		pggo_guc_define_settings(rest + used, restlen - used);
+	}
 	pggo_shmem_install_hooks();
 
 	/*

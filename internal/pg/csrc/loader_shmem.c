@@ -99,9 +99,10 @@ get_u64(const char *p)
  * Parse the regions part of the init helper's reply: u32 count, then per
  * region u32 name length, the name, u64 size, u32 alignment. Every length
  * is checked against what is left; anything wrong is FATAL with the
- * region named, as a bad worker definition is.
+ * region named, as a bad worker definition is. Returns the bytes read: the
+ * settings (loader_guc.c) follow.
  */
-void
+size_t
 pggo_shmem_read_regions(const char *p, size_t len)
 {
 	size_t		off = 0;
@@ -157,10 +158,8 @@ pggo_shmem_read_regions(const char *p, size_t len)
 									   pggo_loader_path, r->name)));
 		snprintf(r->key, sizeof(r->key), "pggo %s", r->name);
 	}
-	if (off != len)
-		ereport(FATAL, (errmsg("pggo: the init helper of \"%s\" sent a malformed reply: %zu bytes after the regions",
-							   pggo_loader_path, len - off)));
 	nregions = n;
+	return off;
 }
 
 static void

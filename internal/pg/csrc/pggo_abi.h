@@ -304,6 +304,37 @@ typedef int (*pggo_go_collect_fn) (const pggo_api *api, pggo_spec **specs,
  * helper exits).
  */
 typedef int (*pggo_go_regions_fn) (pggo_region **regions, int *nregions);
+
+/*
+ * Declared settings (package guc), sent by the init helper after the
+ * regions. pggo_go_settings returns them encoded (malloc'd, never freed):
+ * u32 count, then per setting u8 kind, u8 context, the name, the
+ * description (each u32 length and bytes), and by kind: int: i32 default,
+ * min, max; bool: u8 default; string: the default (u32 length, bytes);
+ * enum: i32 default index, u32 option count, the options (u32 length,
+ * bytes). loader_guc.c checks every length and value.
+ */
+enum
+{
+	PGGO_GUC_INT = 1,
+	PGGO_GUC_BOOL = 2,
+	PGGO_GUC_STRING = 3,
+	PGGO_GUC_ENUM = 4
+};
+
+enum
+{
+	PGGO_GUC_POSTMASTER = 1,
+	PGGO_GUC_SIGHUP = 2,
+	PGGO_GUC_SUPERUSER = 3,
+	PGGO_GUC_USER = 4
+};
+
+#define PGGO_MAX_SETTINGS 256
+#define PGGO_SETTING_NAMELEN 200
+#define PGGO_MAX_ENUM_OPTIONS 64
+
+typedef int (*pggo_go_settings_fn) (char **buf, size_t *len);
 typedef int (*pggo_go_run_worker_fn) (const pggo_api *api, const char *function,
 									  uintptr_t arg, pggo_error *exit);
 

@@ -15,6 +15,7 @@
  *	loader_shmem.c		named shared memory regions and their LWLocks
  *	loader_mq.c			message queues (shm_mq) over dynamic shared memory
  *	loader_srf.c		set-returning Go SQL functions (materialize mode)
+ *	loader_guc.c		settings declared in Go, defined in the postmaster
  *
  *-------------------------------------------------------------------------
  */
@@ -182,7 +183,7 @@ extern PGGO_HIDDEN void pggo_loader_run_worker(const char *function, Datum arg);
 extern PGGO_HIDDEN Datum pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo);
 
 /* loader_shmem.c */
-extern PGGO_HIDDEN void pggo_shmem_read_regions(const char *p, size_t len);
+extern PGGO_HIDDEN size_t pggo_shmem_read_regions(const char *p, size_t len);
 extern PGGO_HIDDEN void pggo_shmem_install_hooks(void);
 extern PGGO_HIDDEN int api_shmem_region(const char *name, uint64_t size, uint32_t align,
 										void **data, uint32_t **initialised, int *index,
@@ -203,5 +204,8 @@ extern PGGO_HIDDEN int api_mq_detach(void *mq, pggo_error *err);
 /* loader_srf.c */
 extern PGGO_HIDDEN bool pggo_is_rows_result(const char *data, size_t len);
 extern PGGO_HIDDEN Datum pggo_materialize_rows(FunctionCallInfo fcinfo, const char *data, size_t len);
+
+/* loader_guc.c */
+extern PGGO_HIDDEN void pggo_guc_define_settings(const char *p, size_t len);
 
 #endif							/* PGGO_LOADER_H */
