@@ -58,8 +58,8 @@ wait_for "both workers created their tables" \
 psql_ -c "SELECT pid, backend_type, state, wait_event FROM pg_stat_activity WHERE backend_type = 'worker_spi' ORDER BY pid" \
   | sed 's/^/  worker: /'
 
-echo "== inserting deltas: schema1 gets 3 + 4, schema2 gets 10"
-psql_ -c "INSERT INTO schema1.counted VALUES ('delta', 3), ('delta', 4); INSERT INTO schema2.counted VALUES ('delta', 10)"
+echo "== inserting the totals (0) and deltas: schema1 gets 3 + 4, schema2 gets 10"
+psql_ -c "INSERT INTO schema1.counted VALUES ('total', 0), ('delta', 3), ('delta', 4); INSERT INTO schema2.counted VALUES ('total', 0), ('delta', 10)"
 wait_for "worker 1 folded its deltas into the total (7)" "SELECT value FROM schema1.counted WHERE type = 'total'" 7
 wait_for "worker 2 folded its deltas into the total (10)" "SELECT value FROM schema2.counted WHERE type = 'total'" 10
 

@@ -399,7 +399,7 @@ func TestWorkerSPIExample(t *testing.T) {
 		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'counted'").Scan(&n)
 		return n == 2, err
 	})
-	if _, err := conn.Exec(ctx, "INSERT INTO schema2.counted VALUES ('delta', 5), ('delta', 6)"); err != nil {
+	if _, err := conn.Exec(ctx, "INSERT INTO schema2.counted VALUES ('total', 0), ('delta', 5), ('delta', 6)"); err != nil {
 		t.Fatal(err)
 	}
 	pgtest.Eventually(t, 30*time.Second, "worker 2 folding its deltas", func() (bool, error) {

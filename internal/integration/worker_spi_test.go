@@ -1,0 +1,254 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pggo/pggo/pgtest"
+)
+
+// The tests below port PostgreSQL's own tests of src/test/modules/worker_spi
+// to examples/worker_spi: expected/worker_spi.out (the regression test of
+// 15 and 16, run with the library preloaded) and t/001_worker_spi.pl (17
+// and later: the library first loaded on demand, then preloaded). What
+// differs is only what must: the cluster comes from pgtest, polls use
+// pgtest.Eventually, and before PostgreSQL 17 a wait reports the Extension
+// class's "Extension" (custom wait events and pg_wait_events are 17's) and
+// BypassRoleLoginCheck fails with a clear error.
+
+// spiQuery runs query on conn and returns its rows as psql -A -t prints
+// them: columns joined by '|', rows by newlines.
+func spiQuery(ctx context.Context, conn *pgx.Conn, query string) (string, error) {
+	rows, err := conn.Query(ctx, query)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return "", err
+		}
+		cols := make([]string, len(vals))
+		for i, v := range vals {
+			if v != nil {
+				cols[i] = fmt.Sprint(v)
+			}
+		}
+		lines = append(lines, strings.Join(cols, "|"))
+	}
+	return strings.Join(lines, "\n"), rows.Err()
+}
+
+// pollQuery is the TAP tests' poll_query_until: query until it returns want.
+func pollQuery(t *testing.T, ctx context.Context, conn *pgx.Conn, query, want string) {
+	t.Helper()
+	var got string
+	var err error
+	pgtest.Eventually(t, 60*time.Second, fmt.Sprintf("%s = %q (last: %q, %v)", query, want, got, err), func() (bool, error) {
+		got, err = spiQuery(ctx, conn, query)
+		return err == nil && got == want, nil
+	})
+}
+
+func mustQuery(t *testing.T, ctx context.Context, conn *pgx.Conn, query string) string {
+	t.Helper()
+	s, err := spiQuery(ctx, conn, query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return s
+}
+
+func serverVersionNum(t *testing.T, ctx context.Context, conn *pgx.Conn) int {
+	t.Helper()
+	var v int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// appendConf appends text to the cluster's postgresql.conf.
+func appendConf(t *testing.T, c *pgtest.Cluster, text string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(c.DataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// connectDB connects to database db of c.
+func connectDB(t *testing.T, c *pgtest.Cluster, db string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(c.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = db
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", db, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// dynamicWorkerConsumes is the part both upstream tests share: launch
+// worker 4 in the database of conn, wait for its table, insert a total and
+// a delta, reload, and see the delta folded in.
+func dynamicWorkerConsumes(t *testing.T, ctx context.Context, conn *pgx.Conn) {
+	t.Helper()
+	mustQuery(t, ctx, conn, "CREATE EXTENSION worker_spi")
+	if got := mustQuery(t, ctx, conn, "SELECT worker_spi_launch(4) IS NOT NULL"); got != "true" {
+		t.Fatalf("worker_spi_launch(4) IS NOT NULL = %q", got)
+	}
+	pollQuery(t, ctx, conn, `SELECT count(*) > 0 FROM information_schema.tables
+		WHERE table_schema = 'schema4' AND table_name = 'counted'`, "true")
+	mustQuery(t, ctx, conn, "INSERT INTO schema4.counted VALUES ('total', 0), ('delta', 1)")
+	// A SIGHUP makes the worker loop once at once.
+	mustQuery(t, ctx, conn, "SELECT pg_reload_conf()")
+	pollQuery(t, ctx, conn, "SELECT count(*) FROM schema4.counted WHERE type = 'delta'", "0")
+	if got := mustQuery(t, ctx, conn, "SELECT * FROM schema4.counted"); got != "total|1" {
+		t.Fatalf("schema4.counted = %q, want total|1", got)
+	}
+}
+
+// TestWorkerSPIRegress ports expected/worker_spi.out, which upstream runs
+// with the library preloaded (dynamic.conf): static workers run, and
+// worker_spi_launch(4) starts one more.
+func TestWorkerSPIRegress(t *testing.T) {
+	ext := pgtest.Build(t, sourcePath("examples/worker_spi"))
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader},
+		Extensions: []*pgtest.Extension{ext},
+		Settings:   map[string]string{"worker_spi.database": "postgres"}})
+	ctx := context.Background()
+	conn := c.Connect(t)
+	dynamicWorkerConsumes(t, ctx, conn)
+
+	// The declared settings are PostgreSQL's (not in upstream's test).
+	if got := mustQuery(t, ctx, conn, `SELECT name, setting, context, min_val, max_val FROM pg_settings
+		WHERE name LIKE 'worker\_spi.%' ORDER BY name`); got != strings.Join([]string{
+		"worker_spi.database|postgres|sighup||",
+		"worker_spi.naptime|10|sighup|1|2147483647",
+		"worker_spi.role||sighup||",
+		"worker_spi.total_workers|2|postmaster|1|100"}, "\n") {
+		t.Fatalf("pg_settings:\n%s", got)
+	}
+	if _, err := conn.Exec(ctx, "ALTER SYSTEM SET worker_spi.naptime = 0"); err == nil ||
+		!strings.Contains(err.Error(), `0 is outside the valid range for parameter "worker_spi.naptime" (1 .. 2147483647)`) {
+		t.Fatalf("ALTER SYSTEM SET worker_spi.naptime = 0: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "SET worker_spi.naptime = 5"); err == nil ||
+		!strings.Contains(err.Error(), "cannot be changed now") {
+		t.Fatalf("SET worker_spi.naptime = 5: %v", err)
+	}
+	c.AssertNoCrashRecovery(t)
+}
+
+// TestWorkerSPITAP ports t/001_worker_spi.pl.
+func TestWorkerSPITAP(t *testing.T) {
+	ext := pgtest.Build(t, sourcePath("examples/worker_spi"))
+	c := pgtest.Start(t, pgtest.Options{Extensions: []*pgtest.Extension{ext}})
+	ctx := context.Background()
+	conn := c.Connect(t)
+	version := serverVersionNum(t, ctx, conn)
+	// What a waiting worker reports.
+	event := "worker_spi_main"
+	if version < 170000 {
+		event = "Extension"
+	}
+
+	// Dynamic workers, the library loaded on demand (not preloaded). With
+	// no arguments they connect to worker_spi.database ("postgres").
+	dynamicWorkerConsumes(t, ctx, conn)
+	pollQuery(t, ctx, conn, "SELECT wait_event FROM pg_stat_activity WHERE backend_type ~ 'worker_spi'", event)
+	if version >= 170000 {
+		if got := mustQuery(t, ctx, conn, `SELECT count(*) > 0 FROM pg_wait_events
+			WHERE type = 'Extension' AND name = 'worker_spi_main'`); got != "true" {
+			t.Fatalf("worker_spi_main in pg_wait_events: %q", got)
+		}
+	}
+
+	// Static workers, the library preloaded.
+	mustQuery(t, ctx, conn, "CREATE DATABASE mydb")
+	mustQuery(t, ctx, conn, "CREATE ROLE myrole SUPERUSER LOGIN")
+	mydb := connectDB(t, c, "mydb")
+	mustQuery(t, ctx, mydb, "CREATE EXTENSION worker_spi")
+	mydb.Close(ctx)
+	// As upstream, in postgresql.conf: ALTER SYSTEM would refuse the
+	// worker_spi settings on 15, where a backend that loaded the library on
+	// demand has not defined them.
+	appendConf(t, c, `
+shared_preload_libraries = 'worker_spi'
+worker_spi.database = 'mydb'
+worker_spi.total_workers = 3
+max_worker_processes = 32
+`)
+	conn.Close(ctx)
+	c.Restart(t)
+	conn = c.Connect(t)
+	mydb = connectDB(t, c, "mydb")
+	pollQuery(t, ctx, mydb, `SELECT datname, count(datname), wait_event FROM pg_stat_activity
+		WHERE backend_type = 'worker_spi' GROUP BY datname, wait_event`, "mydb|3|"+event)
+
+	// Dynamic workers given a database and a role.
+	oid := func(query string) string { t.Helper(); return mustQuery(t, ctx, mydb, query) }
+	myrole := oid("SELECT oid FROM pg_roles WHERE rolname = 'myrole'")
+	mydbID := oid("SELECT oid FROM pg_database WHERE datname = 'mydb'")
+	postgresID := oid("SELECT oid FROM pg_database WHERE datname = 'postgres'")
+	pid1 := mustQuery(t, ctx, mydb, fmt.Sprintf("SELECT worker_spi_launch(10, %s, %s)", mydbID, myrole))
+	pid2 := mustQuery(t, ctx, mydb, fmt.Sprintf("SELECT worker_spi_launch(11, %s, %s)", postgresID, myrole))
+	pollQuery(t, ctx, mydb, fmt.Sprintf(`SELECT datname, usename, wait_event FROM pg_stat_activity
+		WHERE backend_type = 'worker_spi dynamic' AND pid IN (%s, %s) ORDER BY datname`, pid1, pid2),
+		"mydb|myrole|"+event+"\npostgres|myrole|"+event)
+
+	// BypassAllowConn.
+	mustQuery(t, ctx, conn, "CREATE DATABASE noconndb ALLOW_CONNECTIONS false")
+	noconndb := oid("SELECT oid FROM pg_database WHERE datname = 'noconndb'")
+	// The launch may see the worker stop already: its error is no failure.
+	conn.Exec(ctx, fmt.Sprintf("SELECT worker_spi_launch(12, %s, %s)", noconndb, myrole))
+	c.WaitLog(t, regexp.MustCompile(`database "noconndb" is not currently accepting connections`), 30*time.Second)
+	pid4 := mustQuery(t, ctx, conn, fmt.Sprintf(`SELECT worker_spi_launch(12, %s, %s, '{"ALLOWCONN"}')`, noconndb, myrole))
+	pollQuery(t, ctx, conn, fmt.Sprintf(`SELECT datname, usename, wait_event FROM pg_stat_activity
+		WHERE backend_type = 'worker_spi dynamic' AND pid IN (%s) ORDER BY datname`, pid4),
+		"noconndb|myrole|"+event)
+
+	// BypassRoleLoginCheck.
+	mustQuery(t, ctx, conn, "CREATE ROLE nologrole WITH NOLOGIN")
+	mustQuery(t, ctx, conn, "GRANT CREATE ON DATABASE mydb TO nologrole")
+	nologrole := oid("SELECT oid FROM pg_roles WHERE rolname = 'nologrole'")
+	conn.Exec(ctx, fmt.Sprintf("SELECT worker_spi_launch(13, %s, %s)", mydbID, nologrole))
+	c.WaitLog(t, regexp.MustCompile(`role "nologrole" is not permitted to log in`), 30*time.Second)
+	if version < 170000 {
+		// BGWORKER_BYPASS_ROLELOGINCHECK is 17's: the worker says so.
+		conn.Exec(ctx, fmt.Sprintf(`SELECT worker_spi_launch(13, %s, %s, '{"ROLELOGINCHECK"}')`, mydbID, nologrole))
+		c.WaitLog(t, regexp.MustCompile(`bgworker.BypassRoleLoginCheck needs PostgreSQL 17 or later`), 30*time.Second)
+	} else {
+		pid5 := mustQuery(t, ctx, mydb, fmt.Sprintf(`SELECT worker_spi_launch(13, %s, %s, '{"ROLELOGINCHECK"}')`, mydbID, nologrole))
+		pollQuery(t, ctx, mydb, fmt.Sprintf(`SELECT datname, usename, wait_event FROM pg_stat_activity
+			WHERE backend_type = 'worker_spi dynamic' AND pid = %s`, pid5), "mydb|nologrole|"+event)
+	}
+
+	// A flag that is neither is refused, as upstream.
+	if _, err := conn.Exec(ctx, `SELECT worker_spi_launch(14, 0, 0, '{"NOSUCHFLAG"}')`); err == nil ||
+		!strings.Contains(err.Error(), "incorrect flag value found in array") {
+		t.Fatalf("launch with a bad flag: %v", err)
+	}
+	c.AssertNoCrashRecovery(t)
+}
