@@ -52,11 +52,12 @@ func spiQuery(ctx context.Context, conn *pgx.Conn, query string) (string, error)
 // pollQuery is the TAP tests' poll_query_until: query until it returns want.
 func pollQuery(t *testing.T, ctx context.Context, conn *pgx.Conn, query, want string) {
 	t.Helper()
-	var got string
-	var err error
-	pgtest.Eventually(t, 60*time.Second, fmt.Sprintf("%s = %q (last: %q, %v)", query, want, got, err), func() (bool, error) {
-		got, err = spiQuery(ctx, conn, query)
-		return err == nil && got == want, nil
+	pgtest.Eventually(t, 60*time.Second, fmt.Sprintf("%s = %q", query, want), func() (bool, error) {
+		got, err := spiQuery(ctx, conn, query)
+		if err == nil && got != want {
+			err = fmt.Errorf("got %q", got)
+		}
+		return err == nil, err
 	})
 }
 
