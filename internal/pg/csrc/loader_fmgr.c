@@ -120,10 +120,7 @@ pggo_loader_call_function(const char *function, FunctionCallInfo fcinfo)
 	{
 		/* PostgreSQL's error first: it has not been cleaned up after. */
 		free(ret.data);
-		free(exit_err.message);
-		free(exit_err.detail);
-		free(exit_err.hint);
-		free(exit_err.context);
+		pggo_free_error(&exit_err);
 		ReThrowError(pending);
 	}
 	if (rc != 0)

@@ -136,6 +136,17 @@ pggo_pop_frame(PggoFrame *f)
  * Errors handed to Go
  * ---------------------------------------------------------------------
  */
+/* Free the strings of an error that will not reach Go. */
+void
+pggo_free_error(pggo_error *e)
+{
+	free(e->message);
+	free(e->detail);
+	free(e->hint);
+	free(e->context);
+	memset(e, 0, sizeof(*e));
+}
+
 char *
 pggo_xstrdup(const char *s)
 {
@@ -190,11 +201,7 @@ pggo_raise_go_error(pggo_error *e)
 		sqlerrcode = MAKE_SQLSTATE(e->sqlstate[0], e->sqlstate[1], e->sqlstate[2],
 								   e->sqlstate[3], e->sqlstate[4]);
 	/* Go malloc'd them; the palloc'd copies go away with the error. */
-	free(e->message);
-	free(e->detail);
-	free(e->hint);
-	free(e->context);
-	memset(e, 0, sizeof(*e));
+	pggo_free_error(e);
 	ereport(ERROR,
 			(errcode(sqlerrcode),
 			 errmsg_internal("%s", message),
@@ -286,12 +293,7 @@ state_mismatch(pggo_error *err)
 	memset(&ignored, 0, sizeof(ignored));
 	mark_tx_aborted();			/* first: the abort runs as it is, not contained */
 	if (pggo_guard(op_abort_all, NULL, &ignored) != 0)
-	{
-		free(ignored.message);
-		free(ignored.detail);
-		free(ignored.hint);
-		free(ignored.context);
-	}
+		pggo_free_error(&ignored);
 	snprintf(msg, sizeof(msg),
 			 "pggo: PostgreSQL's transaction nest level is %d where pggo expected %d; the transaction was rolled back",
 			 actual, expected);
@@ -416,6 +418,38 @@ recover_worker(MemoryContext oldcxt, ResourceOwner oldowner)
 	CurrentResourceOwner = oldowner;
 }
 
+/*
+ * After an error in the worker's frame: roll back the subtransaction of
+ * guard_contained (at nest level contained, 0 if none) when PostgreSQL is
+ * there, else recover_worker. Cleaning up can fail too, and must not
+ * longjmp across Go either: then the worker exits (FATAL, exit code 1).
+ */
+static void
+recover_or_exit(int contained, MemoryContext oldcxt, ResourceOwner oldowner)
+{
+	PG_TRY();
+	{
+		if (contained > 0 && GetCurrentTransactionNestLevel() == contained)
+		{
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		else
+			recover_worker(oldcxt, oldowner);
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("pggo: could not roll back after an error; the worker exits")));
+	}
+	PG_END_TRY();
+	MemoryContextReset(error_cxt);
+}
+
 static int
 guard_contained(void (*fn) (void *), void *arg, pggo_error *err,
 				MemoryContext oldcxt, ResourceOwner oldowner)
@@ -448,27 +482,7 @@ guard_contained(void (*fn) (void *), void *arg, pggo_error *err,
 	if (!failed)
 		return 0;
 
-	PG_TRY();
-	{
-		if (level > 0 && GetCurrentTransactionNestLevel() == level)
-		{
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-		}
-		else
-			recover_worker(oldcxt, oldowner);	/* not where it should be */
-	}
-	PG_CATCH();
-	{
-		EmitErrorReport();
-		FlushErrorState();
-		ereport(FATAL,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("pggo: could not roll back after an error; the worker exits")));
-	}
-	PG_END_TRY();
-	MemoryContextReset(error_cxt);
+	recover_or_exit(level, oldcxt, oldowner);
 	return -1;
 }
 
@@ -539,21 +553,7 @@ pggo_guard(void (*fn) (void *), void *arg, pggo_error *err)
 		return -1;
 	}
 
-	/* Cleaning up can fail too, and must not longjmp across Go either. */
-	PG_TRY();
-	{
-		recover_worker(oldcxt, oldowner);
-	}
-	PG_CATCH();
-	{
-		EmitErrorReport();
-		FlushErrorState();
-		ereport(FATAL,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("pggo: could not roll back after an error; the worker exits")));
-	}
-	PG_END_TRY();
-	MemoryContextReset(error_cxt);
+	recover_or_exit(0, oldcxt, oldowner);
 	return -1;
 }
 

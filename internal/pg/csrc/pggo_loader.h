@@ -113,6 +113,7 @@ extern PGGO_HIDDEN bool pggo_spi_usable(pggo_error *err);
 extern PGGO_HIDDEN bool pggo_tx_active(void);
 extern PGGO_HIDDEN void pggo_raise_go_error(pggo_error *e);
 extern PGGO_HIDDEN char *pggo_xstrdup(const char *s);
+extern PGGO_HIDDEN void pggo_free_error(pggo_error *e);
 extern PGGO_HIDDEN int api_tx_begin(pggo_error *err);
 extern PGGO_HIDDEN int api_tx_commit(pggo_error *err);
 extern PGGO_HIDDEN int api_tx_rollback(pggo_error *err);
