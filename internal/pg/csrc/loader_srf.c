@@ -77,7 +77,7 @@ pggo_materialize_rows(FunctionCallInfo fcinfo, const char *data, size_t len)
 				 errmsg("pggo: the Go function returned rows of %u columns where the query expects %d",
 						ncols, tupdesc->natts),
 				 errhint("For RETURNS SETOF record, the column definition list must match the rows.")));
-	if (ncols > 0 && nrows > (uint64) (MaxAllocHugeSize / sizeof(PggoWireParam)) / ncols)
+	if (ncols > 0 && nrows > (uint64) Min(INT_MAX, MaxAllocHugeSize / sizeof(PggoWireParam)) / ncols)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 						errmsg("pggo: too many rows")));
 
