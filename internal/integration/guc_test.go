@@ -259,7 +259,7 @@ func TestSettingUnitsFlagsHooks(t *testing.T) {
 func TestSettingCheckAtStart(t *testing.T) {
 	lib := testext(t)
 	for name, tc := range map[string]struct{ settings map[string]string }{
-		`testguc.even": the start value 3 \(postgresql.conf, the command line or the default\) is rejected by its check hook: 3 is odd`:       {map[string]string{"testguc.even": "3"}},
+		`testguc.even": the start value 3 \(postgresql.conf, the command line or the default\) is rejected by its check hook: 3 is odd`:      {map[string]string{"testguc.even": "3"}},
 		`testguc.short": the start value 20000ms \(postgresql.conf, the command line or the default\) is rejected by its check hook: 20s is`: {map[string]string{"testguc.short": "20s"}},
 	} {
 		t.Run(strings.SplitN(name, `"`, 2)[0], func(t *testing.T) {
