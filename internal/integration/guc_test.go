@@ -213,7 +213,9 @@ func TestSettingUnitsFlagsHooks(t *testing.T) {
 	// SuperuserOnly: a plain role can neither read nor (Superuser context) set it.
 	exec(conn, "CREATE ROLE plain LOGIN")
 	plain := connectAs(t, c, "plain")
-	if err := plain.QueryRow(ctx, "SHOW testguc.secret").Scan(&shown); err == nil || !strings.Contains(err.Error(), "must be superuser or have privileges of pg_read_all_settings") {
+	// 15: "must be superuser or have privileges of pg_read_all_settings to
+	// examine", 17: "permission denied to examine": the SQLSTATE is one.
+	if err := plain.QueryRow(ctx, "SHOW testguc.secret").Scan(&shown); sqlState(err) != "42501" || !strings.Contains(err.Error(), `examine "testguc.secret"`) {
 		t.Fatalf("SHOW testguc.secret as a plain role: %q %v", shown, err)
 	}
 	if _, err := plain.Exec(ctx, "SET testguc.secret = 'x'"); err == nil || !strings.Contains(err.Error(), `permission denied to set parameter "testguc.secret"`) {
