@@ -146,6 +146,27 @@ func DeclareSetting(s SettingSpec) error {
 	if s.Unit > UnitMin {
 		return fmt.Errorf("unknown unit %d", s.Unit)
 	}
+	// PostgreSQL runs the hook on the default when it defines the setting
+	// where Go is loaded, and a rejection there is FATAL: refuse it here.
+	if s.Check != nil {
+		var i int64
+		var str string
+		switch s.Kind {
+		case SettingInt:
+			i = int64(s.Int)
+		case SettingBool:
+			if s.Bool {
+				i = 1
+			}
+		case SettingString:
+			str = s.String
+		case SettingEnum:
+			str = s.Options[s.Int]
+		}
+		if err := runCheck(s, i, s.Real, str); err != nil {
+			return fmt.Errorf("the default %s is rejected by its check hook: %w", s.show(i, s.Real, str), err)
+		}
+	}
 	settingMu.Lock()
 	defer settingMu.Unlock()
 	for _, o := range settings {
@@ -216,6 +237,13 @@ func pggo_go_settings(out **C.char, n *C.size_t) C.int {
 	*out = (*C.char)(C.CBytes(b))
 	*n = C.size_t(len(b))
 	return 0
+}
+
+func (s SettingSpec) show(i int64, f float64, str string) string {
+	if s.Show != nil {
+		return s.Show(i, f, str)
+	}
+	return fmt.Sprint(i, f, str)
 }
 
 func findSetting(name string) (SettingSpec, bool) {
@@ -298,7 +326,7 @@ func pggo_go_check_start(api *C.pggo_api, errmsg **C.char) C.int {
 			}
 			if err != nil {
 				err = fmt.Errorf("guc: setting %q: the start value %s (postgresql.conf, the command line or the default) is rejected by its check hook: %w",
-					s.Name, s.Show(i, f, str), err)
+					s.Name, s.show(i, f, str), err)
 			}
 		} else {
 			err = fmt.Errorf("guc: setting %q: reading its start value: %w", s.Name, err)
