@@ -253,6 +253,26 @@ func TestSettingUnitsFlagsHooks(t *testing.T) {
 	fresh2 := c.Connect(t)
 	rejected(fresh2, "ALTER SYSTEM SET testguc.even = 9", `invalid value for parameter "testguc.even": 9`, "9 is odd")
 	exec(fresh2, "SELECT 1") // the session goes on
+
+	// A value written by hand and reloaded: the postmaster (no Go) takes
+	// it, so do backends without Go; one with Go rejects it and keeps its
+	// value (PostgreSQL logs that only at DEBUG2 in a backend).
+	withGo := c.Connect(t)
+	if got := values(withGo); !strings.Contains(got, "even=2 ") {
+		t.Fatalf("before the reload: %q", got)
+	}
+	appendConf(t, c, "testguc.even = 3\ntestguc.cache = 128\n")
+	exec(conn, "SELECT pg_reload_conf()")
+	pgtest.Eventually(t, 10*time.Second, "a new backend sees the reloaded 3", func() (bool, error) {
+		var s string
+		err := c.Connect(t).QueryRow(ctx, "SHOW testguc.even").Scan(&s)
+		return s == "3", err
+	})
+	exec(withGo, "SELECT 1") // a statement boundary: the reload is done there
+	// cache=128 shows that this backend did reload.
+	if got := values(withGo); !strings.Contains(got, "even=2 ") || !strings.Contains(got, "cache=128 ") {
+		t.Fatalf("a backend with Go after reloading a value its hook rejects: %q, want even=2 and cache=128", got)
+	}
 	c.AssertNoCrashRecovery(t)
 }
 
