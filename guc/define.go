@@ -178,15 +178,17 @@ func (c checkOption[T]) apply(o *declOptions) {
 //     library that is not preloaded): every SET, ALTER SYSTEM, reload of
 //     postgresql.conf and function SET clause there.
 //   - In a regular backend where Go is not loaded yet, for a change made
-//     inside a transaction (SET, ALTER SYSTEM, SET clauses, ALTER ROLE ...
-//     SET at connection start): the backend loads the Go library then
+//     inside a transaction (SET, ALTER SYSTEM, SET clauses; at connection
+//     start the startup options and ALTER ROLE ... SET values, applied in
+//     the startup transaction): the backend loads the Go library then
 //     (once; about as long as a first SQL function call) and runs the hook.
 //   - Nowhere else: the postmaster's reload and processes without Go
-//     (a backend's reload outside a transaction, autovacuum, other
+//     (a backend's reload, outside a transaction; autovacuum; other
 //     extensions' workers) apply only the declared bounds, so a value
 //     written to postgresql.conf by hand and reloaded can be in force
 //     there although the hook would reject it; workers and backends with
-//     Go reject it at the reload (logged) and keep their previous value.
+//     Go reject it at the reload (logged by PostgreSQL, at DEBUG2 in a
+//     backend) and keep their previous value.
 //
 // The hook must only look at the value: it runs inside PostgreSQL's
 // setting machinery, where SPI and other pggo calls are not allowed. A

@@ -253,6 +253,19 @@ func TestSettingUnitsFlagsHooks(t *testing.T) {
 	fresh2 := c.Connect(t)
 	rejected(fresh2, "ALTER SYSTEM SET testguc.even = 9", `invalid value for parameter "testguc.even": 9`, "9 is odd")
 	exec(fresh2, "SELECT 1") // the session goes on
+	// A connection's startup options are applied inside its startup
+	// transaction: the new backend loads Go for them.
+	cfg, err := pgx.ParseConfig(c.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["testguc.even"] = "11"
+	if bad, err := pgx.ConnectConfig(ctx, cfg); err == nil || !strings.Contains(err.Error(), `invalid value for parameter "testguc.even": 11`) {
+		if bad != nil {
+			bad.Close(ctx)
+		}
+		t.Fatalf("connecting with testguc.even=11: %v", err)
+	}
 
 	// A value written by hand and reloaded: the postmaster (no Go) takes
 	// it, so do backends without Go; one with Go rejects it and keeps its

@@ -15,7 +15,8 @@
  *	loader_shmem.c		named shared memory regions and their LWLocks
  *	loader_mq.c			message queues (shm_mq) over dynamic shared memory
  *	loader_srf.c		set-returning Go SQL functions (materialize mode)
- *	loader_guc.c		settings declared in Go, defined in the postmaster
+ *	loader_guc.c		settings declared in Go, defined in the postmaster (or
+ *						where the library is loaded later); their check hooks
  *
  *-------------------------------------------------------------------------
  */
