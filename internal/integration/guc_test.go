@@ -93,6 +93,16 @@ func TestSettingReachesWorker(t *testing.T) {
 		}
 	}
 	result(t, conn, "setting_watch", "batch_size=77")
+	// The worker's reload (inside WaitLatch, a call into C) runs the Go
+	// check hook of testguc.even, which rejects the 3: no crash, and the
+	// rest of the file is applied.
+	appendConf(t, c, "testguc.even = 3\n")
+	for _, sql := range []string{"ALTER SYSTEM SET testext.batch_size = 78", "SELECT pg_reload_conf()"} {
+		if _, err := conn.Exec(context.Background(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	result(t, conn, "setting_watch", "batch_size=78")
 	c.AssertNoCrashRecovery(t)
 }
 

@@ -60,9 +60,10 @@ static pggo_go_check_setting_fn go_check;
 
 /*
  * Where Go is not loaded, a regular backend loads it for a hook that runs
- * inside a transaction: SET, ALTER SYSTEM, a function's SET clause, ALTER
- * ROLE ... SET at connection start. A reload (ProcessConfigFile, outside a
- * transaction in a backend) never loads it, nor does any other process.
+ * inside a transaction: SET, ALTER SYSTEM, a function's SET clause, and the
+ * startup options and ALTER ROLE ... SET values a connection applies in its
+ * startup transaction. A reload (ProcessConfigFile, outside a transaction
+ * in a backend) never loads it, nor does any other process.
  */
 static int
 go_for_check(void)
