@@ -233,7 +233,8 @@ func pggo_go_settings(out **C.char, n *C.size_t) C.int {
 	settingMu.Lock()
 	b := EncodeSettings(settings)
 	settingMu.Unlock()
-	// The helper process exits right after this: nothing here is freed.
+	// The helper exits right after this and never frees it; a process that
+	// defines the settings late (loader_init.c) frees it with free().
 	*out = (*C.char)(C.CBytes(b))
 	*n = C.size_t(len(b))
 	return 0

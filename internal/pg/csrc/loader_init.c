@@ -100,8 +100,8 @@ pggo_open_go_library(char *errbuf, size_t errlen)
 /*
  * Load Go into this process (a backend or a worker, never the postmaster):
  * the main thread recorded, the library opened with every signal blocked,
- * PostgreSQL's handlers moved to an alternate stack (Go's threads need
- * their own stacks free). Idempotent.
+ * PostgreSQL's handlers moved to an alternate stack (SA_ONSTACK, as Go
+ * requires of handlers it did not install). Idempotent.
  */
 bool
 pggo_load_go(char *errbuf, size_t errlen)
