@@ -1,9 +1,12 @@
 // Package guc reads PostgreSQL configuration settings (GUCs) from Go: the
 // built-in ones and custom "prefix.name" settings an extension's users put in
 // postgresql.conf, such as "worker_spi.naptime"; and declares an
-// extension's own settings (DefineInt, DefineBool, DefineString,
-// DefineEnum), which PostgreSQL then knows in every process: SHOW,
-// ALTER SYSTEM with their bounds, pg_settings, a reserved prefix.
+// extension's own settings (DefineInt, DefineFloat, DefineDuration,
+// DefineBool, DefineString, DefineEnum), which PostgreSQL then knows in
+// every process: SHOW, ALTER SYSTEM with their bounds, pg_settings, a
+// reserved prefix; with Options for a Unit ('64MB', '5min'), the flags
+// NoShowAll, SuperuserOnly and NotInSample, and a Check hook in Go (see
+// Check for where it runs).
 //
 // Get works in pggo.OnInit (to decide how many workers to register) and in a
 // running worker, on its own goroutine. A worker sees a changed

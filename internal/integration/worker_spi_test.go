@@ -179,6 +179,16 @@ func TestWorkerSPITAP(t *testing.T) {
 	// no arguments they connect to worker_spi.database ("postgres").
 	dynamicWorkerConsumes(t, ctx, conn)
 	pollQuery(t, ctx, conn, "SELECT wait_event FROM pg_stat_activity WHERE backend_type ~ 'worker_spi'", event)
+	// The library loaded on demand defined its settings in this backend
+	// (not in upstream's test): bounds and all, the Postmaster one left a
+	// placeholder.
+	if got := mustQuery(t, ctx, conn, `SELECT name, setting, context, min_val FROM pg_settings
+		WHERE name LIKE 'worker\_spi.%' ORDER BY name`); got != strings.Join([]string{
+		"worker_spi.database|postgres|sighup|",
+		"worker_spi.naptime|10|sighup|1",
+		"worker_spi.role||sighup|"}, "\n") {
+		t.Fatalf("pg_settings after loading on demand:\n%s", got)
+	}
 	if version >= 170000 {
 		if got := mustQuery(t, ctx, conn, `SELECT count(*) > 0 FROM pg_wait_events
 			WHERE type = 'Extension' AND name = 'worker_spi_main'`); got != "true" {
@@ -192,9 +202,9 @@ func TestWorkerSPITAP(t *testing.T) {
 	mydb := connectDB(t, c, "mydb")
 	mustQuery(t, ctx, mydb, "CREATE EXTENSION worker_spi")
 	mydb.Close(ctx)
-	// As upstream, in postgresql.conf: ALTER SYSTEM would refuse the
-	// worker_spi settings on 15, where a backend that loaded the library on
-	// demand has not defined them.
+	// As upstream, in postgresql.conf. (worker_spi.total_workers is a
+	// Postmaster setting: PostgreSQL lets only a preloaded library define
+	// one, so a backend that loaded it on demand keeps it a placeholder.)
 	appendConf(t, c, `
 shared_preload_libraries = 'worker_spi'
 worker_spi.database = 'mydb'

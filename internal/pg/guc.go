@@ -9,6 +9,8 @@ import "C"
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -19,6 +21,22 @@ const (
 	SettingBool   = uint8(C.PGGO_GUC_BOOL)
 	SettingString = uint8(C.PGGO_GUC_STRING)
 	SettingEnum   = uint8(C.PGGO_GUC_ENUM)
+	SettingReal   = uint8(C.PGGO_GUC_REAL)
+
+	FlagNoShowAll     = uint32(C.PGGO_GUC_F_NO_SHOW_ALL)
+	FlagSuperuserOnly = uint32(C.PGGO_GUC_F_SUPERUSER_ONLY)
+	FlagNotInSample   = uint32(C.PGGO_GUC_F_NOT_IN_SAMPLE)
+	flagCheck         = uint32(C.PGGO_GUC_F_CHECK)
+	unitShift         = C.PGGO_GUC_UNIT_SHIFT
+
+	UnitNone   = uint8(C.PGGO_GUC_UNIT_NONE)
+	UnitBytes  = uint8(C.PGGO_GUC_UNIT_BYTE)
+	UnitKB     = uint8(C.PGGO_GUC_UNIT_KB)
+	UnitMB     = uint8(C.PGGO_GUC_UNIT_MB)
+	UnitBlocks = uint8(C.PGGO_GUC_UNIT_BLOCKS)
+	UnitMS     = uint8(C.PGGO_GUC_UNIT_MS)
+	UnitS      = uint8(C.PGGO_GUC_UNIT_S)
+	UnitMin    = uint8(C.PGGO_GUC_UNIT_MIN)
 
 	ContextPostmaster = uint8(C.PGGO_GUC_POSTMASTER)
 	ContextSighup     = uint8(C.PGGO_GUC_SIGHUP)
@@ -32,12 +50,20 @@ const (
 
 // SettingSpec is a declared setting as the postmaster defines it.
 type SettingSpec struct {
-	Name, Description string
-	Kind, Context     uint8
-	Int, Min, Max     int32 // int: default and bounds; enum: Int is the default's index
-	Bool              bool
-	String            string   // string: the default
-	Options           []string // enum
+	Name, Description      string
+	Kind, Context          uint8
+	Flags                  uint32 // Flag* bits
+	Unit                   uint8  // Unit*: int and real settings
+	Int, Min, Max          int32  // int: default and bounds; enum: Int is the default's index
+	Real, RealMin, RealMax float64
+	Bool                   bool
+	String                 string   // string: the default
+	Options                []string // enum
+	// Check is the Go check hook, or nil: i holds an int or bool (0/1)
+	// value in the setting's unit, f a real one, s a string or enum one.
+	Check func(i int64, f float64, s string) error
+	// Show formats a value for a message (the unit included).
+	Show func(i int64, f float64, s string) string
 }
 
 var (
@@ -85,6 +111,13 @@ func DeclareSetting(s SettingSpec) error {
 		if s.Min > s.Max || s.Int < s.Min || s.Int > s.Max {
 			return fmt.Errorf("the default %d is not within [%d, %d]", s.Int, s.Min, s.Max)
 		}
+	case SettingReal:
+		if s.RealMin != s.RealMin || s.RealMax != s.RealMax || s.Real != s.Real {
+			return fmt.Errorf("NaN is not a valid default or bound")
+		}
+		if s.RealMin > s.RealMax || s.Real < s.RealMin || s.Real > s.RealMax {
+			return fmt.Errorf("the default %g is not within [%g, %g]", s.Real, s.RealMin, s.RealMax)
+		}
 	case SettingBool:
 	case SettingString:
 		if strings.IndexByte(s.String, 0) >= 0 {
@@ -106,6 +139,33 @@ func DeclareSetting(s SettingSpec) error {
 		}
 	default:
 		return fmt.Errorf("unknown kind %d", s.Kind)
+	}
+	if s.Unit != UnitNone && s.Kind != SettingInt && s.Kind != SettingReal {
+		return fmt.Errorf("only integer and real settings have a unit")
+	}
+	if s.Unit > UnitMin {
+		return fmt.Errorf("unknown unit %d", s.Unit)
+	}
+	// PostgreSQL runs the hook on the default when it defines the setting
+	// where Go is loaded, and a rejection there is FATAL: refuse it here.
+	if s.Check != nil {
+		var i int64
+		var str string
+		switch s.Kind {
+		case SettingInt:
+			i = int64(s.Int)
+		case SettingBool:
+			if s.Bool {
+				i = 1
+			}
+		case SettingString:
+			str = s.String
+		case SettingEnum:
+			str = s.Options[s.Int]
+		}
+		if err := runCheck(s, i, s.Real, str); err != nil {
+			return fmt.Errorf("the default %s is rejected by its check hook: %w", s.show(i, s.Real, str), err)
+		}
 	}
 	settingMu.Lock()
 	defer settingMu.Unlock()
@@ -130,8 +190,14 @@ func EncodeSettings(list []SettingSpec) []byte {
 		b = append(b, s...)
 	}
 	i32 := func(v int32) { b = binary.NativeEndian.AppendUint32(b, uint32(v)) }
+	f64 := func(v float64) { b = binary.NativeEndian.AppendUint64(b, math.Float64bits(v)) }
 	for _, s := range list {
 		b = append(b, s.Kind, s.Context)
+		flags := s.Flags | uint32(s.Unit)<<unitShift
+		if s.Check != nil {
+			flags |= flagCheck
+		}
+		b = binary.NativeEndian.AppendUint32(b, flags)
 		str(s.Name)
 		str(s.Description)
 		switch s.Kind {
@@ -139,6 +205,10 @@ func EncodeSettings(list []SettingSpec) []byte {
 			i32(s.Int)
 			i32(s.Min)
 			i32(s.Max)
+		case SettingReal:
+			f64(s.Real)
+			f64(s.RealMin)
+			f64(s.RealMax)
 		case SettingBool:
 			v := byte(0)
 			if s.Bool {
@@ -163,8 +233,109 @@ func pggo_go_settings(out **C.char, n *C.size_t) C.int {
 	settingMu.Lock()
 	b := EncodeSettings(settings)
 	settingMu.Unlock()
-	// The helper process exits right after this: nothing here is freed.
+	// The helper exits right after this and never frees it; a process that
+	// defines the settings late (loader_init.c) frees it with free().
 	*out = (*C.char)(C.CBytes(b))
 	*n = C.size_t(len(b))
+	return 0
+}
+
+func (s SettingSpec) show(i int64, f float64, str string) string {
+	if s.Show != nil {
+		return s.Show(i, f, str)
+	}
+	return fmt.Sprint(i, f, str)
+}
+
+func findSetting(name string) (SettingSpec, bool) {
+	settingMu.Lock()
+	defer settingMu.Unlock()
+	for _, s := range settings {
+		if strings.EqualFold(s.Name, name) {
+			return s, true
+		}
+	}
+	return SettingSpec{}, false
+}
+
+// runCheck runs a check hook; a panic is a rejection, not a crash.
+func runCheck(s SettingSpec, i int64, f float64, str string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the check hook panicked: %v", r)
+		}
+	}()
+	return s.Check(i, f, str)
+}
+
+//export pggo_go_check_setting
+func pggo_go_check_setting(name *C.char, i C.int64_t, f C.double, s *C.char, msg **C.char) C.int {
+	spec, ok := findSetting(C.GoString(name))
+	if !ok || spec.Check == nil {
+		return 2
+	}
+	if err := runCheck(spec, int64(i), float64(f), C.GoString(s)); err != nil {
+		*msg = C.CString(err.Error())
+		return 1
+	}
+	return 0
+}
+
+// startValue reads a setting as the init helper defined it: the value the
+// postmaster will start with.
+func startValue(s SettingSpec) (i int64, f float64, str string, err error) {
+	if s.Kind == SettingReal {
+		if v, ok, err := RealSetting(s.Name); ok || err != nil {
+			return 0, v, "", err
+		}
+	}
+	v, _, err := Setting(s.Name)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	switch s.Kind {
+	case SettingInt:
+		i, err = strconv.ParseInt(v, 10, 64)
+	case SettingReal:
+		f, err = strconv.ParseFloat(v, 64)
+	case SettingBool:
+		if v == "on" {
+			i = 1
+		}
+	default:
+		str = v
+	}
+	return i, f, v, err
+}
+
+//export pggo_go_check_start
+func pggo_go_check_start(api *C.pggo_api, errmsg **C.char) C.int {
+	useAPI(api)
+	settingMu.Lock()
+	list := append([]SettingSpec(nil), settings...)
+	settingMu.Unlock()
+	for _, s := range list {
+		if s.Check == nil {
+			continue
+		}
+		i, f, str, err := startValue(s)
+		if err == nil {
+			if s.Kind == SettingString || s.Kind == SettingEnum {
+				err = runCheck(s, 0, 0, str)
+			} else {
+				err = runCheck(s, i, f, "")
+			}
+			if err != nil {
+				err = fmt.Errorf("guc: setting %q: the start value %s (postgresql.conf, the command line or the default) is rejected by its check hook: %w",
+					s.Name, s.show(i, f, str), err)
+			}
+		} else {
+			err = fmt.Errorf("guc: setting %q: reading its start value: %w", s.Name, err)
+		}
+		if err != nil {
+			*errmsg = C.CString(err.Error())
+			return 1
+		}
+	}
 	return 0
 }

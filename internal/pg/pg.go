@@ -48,6 +48,9 @@ static int call_report_activity(int running, const char *q, size_t len, pggo_err
 	return api->report_activity(running, q, len, err);
 }
 static int call_get_setting(const char *name, char **value, pggo_error *err) { return api->get_setting(name, value, err); }
+static int call_get_real_setting(const char *name, double *v) {
+	return api->get_real_setting ? api->get_real_setting(name, v) : 0;
+}
 static int call_my_proc_pid(void) { return api->my_proc_pid(); }
 static unsigned call_my_database_id(void) { return api->my_database_id(); }
 static int call_register_dynamic(const pggo_spec *spec, void **handle, pggo_error *err) { return api->register_dynamic(spec, handle, err); }
@@ -793,6 +796,27 @@ func Setting(name string) (string, bool, error) {
 	}
 	return "", false, convError(&e)
 }
+
+// RealSetting is the exact value of a real setting the loader defined in
+// this process; false where it is a placeholder (read its text then).
+func RealSetting(name string) (float64, bool, error) {
+	if err := needAPI(); err != nil {
+		return 0, false, err
+	}
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	var v C.double
+	switch C.call_get_real_setting(cn, &v) {
+	case 1:
+		return float64(v), true, nil
+	case 0:
+		return 0, false, nil
+	}
+	return 0, false, pggo.ErrWrongThread
+}
+
+// useAPI is set_api_from_export for the other files' exports.
+func useAPI(api *C.pggo_api) { C.set_api_from_export(api) }
 
 // MyProcPID is PostgreSQL's MyProcPid (0 outside PostgreSQL).
 func MyProcPID() int {

@@ -43,14 +43,11 @@ prepare_backend_for_go(void)
 
 	if (go_call_function != NULL)
 		return;
-	pggo_set_main_thread();
-	pggo_locate_libraries();
-	if (pggo_open_go_library(err, sizeof(err)) == NULL)
+	if (!pggo_load_go(err, sizeof(err)))
 		ereport(ERROR, (errmsg("pggo: %s", err)));
 	go_call_function = (pggo_go_call_function_fn) dlsym(pggo_go_handle, "pggo_go_call_function");
 	if (go_call_function == NULL)
 		ereport(ERROR, (errmsg("pggo: %s does not export pggo_go_call_function", pggo_go_library_path)));
-	pggo_use_signal_stack();
 }
 
 Datum

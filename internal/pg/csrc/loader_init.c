@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include "lib/stringinfo.h"
 #include "postmaster/bgworker_internals.h"
+#include "utils/guc.h"
 
 #include "pggo_loader.h"
 
@@ -97,6 +98,31 @@ pggo_open_go_library(char *errbuf, size_t errlen)
 }
 
 /*
+ * Load Go into this process (a backend or a worker, never the postmaster):
+ * the main thread recorded, the library opened with every signal blocked,
+ * PostgreSQL's handlers moved to an alternate stack (SA_ONSTACK, as Go
+ * requires of handlers it did not install). Idempotent.
+ */
+bool
+pggo_load_go(char *errbuf, size_t errlen)
+{
+	bool		fresh = pggo_go_handle == NULL;
+
+	if (!IsUnderPostmaster)
+	{
+		snprintf(errbuf, errlen, "Go is never loaded in the postmaster");
+		return false;
+	}
+	pggo_set_main_thread();
+	pggo_locate_libraries();
+	if (pggo_open_go_library(errbuf, errlen) == NULL)
+		return false;
+	if (fresh)
+		pggo_use_signal_stack();
+	return true;
+}
+
+/*
  * A BackgroundWorker from a spec. Go checked every length against the
  * limits in pggo_api (and refused what does not fit), so nothing is
  * truncated here.
@@ -118,6 +144,45 @@ pggo_fill_bgw(BackgroundWorker *w, const pggo_spec *s)
 	w->bgw_restart_time = s->restart_time < 0 ? BGW_NEVER_RESTART : s->restart_time;
 	w->bgw_main_arg = (Datum) s->arg;
 	w->bgw_notify_pid = s->notify_pid;
+}
+
+/*
+ * In the helper: define the settings in this copy of the postmaster (so
+ * PostgreSQL parses postgresql.conf's values, units and bounds as the
+ * postmaster will) and hand each start value to its Go check hook. A
+ * rejection, or any error defining them, is the reply's error. Warnings
+ * (a value out of bounds) are left to the postmaster, which repeats them.
+ */
+static bool
+helper_check_settings(const char *settings, size_t len, char *err, size_t errlen)
+{
+	pggo_go_check_start_fn check = (pggo_go_check_start_fn) dlsym(pggo_go_handle, "pggo_go_check_start");
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *errmsg = NULL;
+	bool		ok = true;
+
+	PG_TRY();
+	{
+		SetConfigOption("log_min_messages", "error", PGC_POSTMASTER, PGC_S_OVERRIDE);
+		pggo_guc_define_settings(settings, len, PGGO_DEFINE_HELPER);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		snprintf(err, errlen, "%s", ed->message);
+		return false;
+	}
+	PG_END_TRY();
+	if (check != NULL && check(pggo_make_api(), &errmsg) != 0)
+	{
+		snprintf(err, errlen, "%s", errmsg ? errmsg : "a check hook failed");
+		ok = false;
+	}
+	return ok;
 }
 
 /*
@@ -189,7 +254,14 @@ init_helper(int fd)
 			size_t		settingslen = 0;
 
 			if (get_settings != NULL && get_settings(&settings, &settingslen) == 0 && settings != NULL)
+			{
 				appendBinaryStringInfo(&out, settings, settingslen);
+				if (!helper_check_settings(settings, settingslen, err, sizeof(err)))
+				{
+					resetStringInfo(&out);
+					appendStringInfo(&out, "E%s", err);
+				}
+			}
 		}
 	}
 
@@ -328,7 +400,7 @@ register_static_workers(void)
 		size_t		restlen = msg.len - 5 - nworkers * sizeof(BackgroundWorker);
 		size_t		used = pggo_shmem_read_regions(rest, restlen);
 
-		pggo_guc_define_settings(rest + used, restlen - used);
+		pggo_guc_define_settings(rest + used, restlen - used, PGGO_DEFINE_POSTMASTER);
 	}
 	pggo_shmem_install_hooks();
 
@@ -353,6 +425,30 @@ register_static_workers(void)
 	pfree(msg.data);
 }
 
+/*
+ * Loaded after start, not preloaded: LOAD, a function call or CREATE
+ * EXTENSION in a backend, a dynamic worker's start. Go is loaded in this
+ * process (a worker or a function call loads it right after anyway) and
+ * the settings it declares are defined here, as upstream's worker_spi
+ * defines its settings in every _PG_init.
+ */
+static void
+define_settings_late(void)
+{
+	char		err[1024];
+	pggo_go_settings_fn get_settings;
+	char	   *settings = NULL;
+	size_t		len = 0;
+
+	if (!pggo_load_go(err, sizeof(err)))
+		ereport(ERROR, (errmsg("pggo: %s", err)));
+	get_settings = (pggo_go_settings_fn) dlsym(pggo_go_handle, "pggo_go_settings");
+	if (get_settings == NULL || get_settings(&settings, &len) != 0 || settings == NULL)
+		return;
+	pggo_guc_define_settings(settings, len, PGGO_DEFINE_LATE);
+	free(settings);
+}
+
 void
 _PG_init(void)
 {
@@ -360,10 +456,17 @@ _PG_init(void)
 
 	/*
 	 * Static workers can only be registered while the postmaster loads
-	 * shared_preload_libraries; a backend that loads the library later has
-	 * nothing to do here (and must not start Go for it).
+	 * shared_preload_libraries. A process that loads the library later
+	 * only defines the declared settings; a process forked from a
+	 * postmaster that preloaded it never gets here (it has them all).
 	 */
-	if (!process_shared_preload_libraries_in_progress || IsUnderPostmaster)
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		if (IsUnderPostmaster)
+			define_settings_late();
+		return;
+	}
+	if (IsUnderPostmaster)
 		return;
 	register_static_workers();
 }

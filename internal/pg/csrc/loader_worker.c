@@ -315,6 +315,7 @@ pggo_make_api(void)
 	api.notify_work = api_notify_work;
 	api.set_notify_fd = api_set_notify_fd;
 	api.postmaster_death_fd = api_postmaster_death_fd;
+	api.get_real_setting = api_get_real_setting;
 
 	/* Shared memory and message queues. */
 	api.shmem_region = api_shmem_region;

@@ -218,6 +218,14 @@ typedef struct pggo_api
 
 	/* The wait event WaitLatch reports: a custom one on PostgreSQL 17+. */
 	int			(*set_wait_event) (const char *name, pggo_error *err);
+
+	/* ---- Declared settings (issue 12). ---- */
+
+	/* The exact value of a real setting this loader defined in this process
+	 * (GetConfigOption prints only 6 digits): 1 with *value, 0 if the
+	 * setting is not one (a placeholder: read its text), -1 on another
+	 * thread than the main one. */
+	int			(*get_real_setting) (const char *name, double *value);
 } pggo_api;
 
 /* Shared memory regions: limits, lock modes (pggo_api.shmem_lock). */
@@ -307,19 +315,44 @@ typedef int (*pggo_go_regions_fn) (pggo_region **regions, int *nregions);
 
 /*
  * Declared settings (package guc), sent by the init helper after the
- * regions. pggo_go_settings returns them encoded (malloc'd, never freed):
- * u32 count, then per setting u8 kind, u8 context, the name, the
- * description (each u32 length and bytes), and by kind: int: i32 default,
- * min, max; bool: u8 default; string: the default (u32 length, bytes);
- * enum: i32 default index, u32 option count, the options (u32 length,
- * bytes). loader_guc.c checks every length and value.
+ * regions. pggo_go_settings returns them encoded (malloc'd; the helper
+ * never frees it, a process that defines them late does): u32 count, then
+ * per setting u8 kind, u8 context, u32 flags (PGGO_GUC_F_*, the unit in
+ * bits 8-15), the name, the description (each u32 length and bytes), and
+ * by kind: int: i32 default, min, max; real: f64 default, min, max; bool:
+ * u8 default; string: the default (u32 length, bytes); enum: i32 default
+ * index, u32 option count, the options (u32 length, bytes). loader_guc.c
+ * checks every length and value.
  */
 enum
 {
 	PGGO_GUC_INT = 1,
 	PGGO_GUC_BOOL = 2,
 	PGGO_GUC_STRING = 3,
-	PGGO_GUC_ENUM = 4
+	PGGO_GUC_ENUM = 4,
+	PGGO_GUC_REAL = 5
+};
+
+/* Setting flags (mapped to PostgreSQL's GUC_* by loader_guc.c). */
+enum
+{
+	PGGO_GUC_F_NO_SHOW_ALL = 1,
+	PGGO_GUC_F_SUPERUSER_ONLY = 2,
+	PGGO_GUC_F_NOT_IN_SAMPLE = 4,
+	PGGO_GUC_F_CHECK = 8		/* Go has a check hook for it */
+};
+#define PGGO_GUC_UNIT_SHIFT 8
+/* Units of int and real settings, (flags >> PGGO_GUC_UNIT_SHIFT) & 0xff. */
+enum
+{
+	PGGO_GUC_UNIT_NONE = 0,
+	PGGO_GUC_UNIT_BYTE = 1,
+	PGGO_GUC_UNIT_KB = 2,
+	PGGO_GUC_UNIT_MB = 3,
+	PGGO_GUC_UNIT_BLOCKS = 4,
+	PGGO_GUC_UNIT_MS = 5,
+	PGGO_GUC_UNIT_S = 6,
+	PGGO_GUC_UNIT_MIN = 7
 };
 
 enum
@@ -335,6 +368,20 @@ enum
 #define PGGO_MAX_ENUM_OPTIONS 64
 
 typedef int (*pggo_go_settings_fn) (char **buf, size_t *len);
+
+/*
+ * Check hooks (guc.Check). pggo_go_check_start runs in the init helper once
+ * the helper has defined the settings in its own copy of the postmaster:
+ * every hook sees its setting's start value; non-zero: *errmsg (malloc'd)
+ * says which setting, value and why, and the server refuses to start.
+ * pggo_go_check_setting runs a hook from a C check hook, in a process where
+ * Go is loaded: i holds int, bool and the unit-less number, f a real, s a
+ * string or enum value. It returns 0 (accepted), 1 (rejected, *msg
+ * malloc'd) or 2 (no hook for that name in this process).
+ */
+typedef int (*pggo_go_check_start_fn) (const pggo_api *api, char **errmsg);
+typedef int (*pggo_go_check_setting_fn) (const char *name, int64_t i, double f,
+										 const char *s, char **msg);
 typedef int (*pggo_go_run_worker_fn) (const pggo_api *api, const char *function,
 									  uintptr_t arg, pggo_error *exit);
 

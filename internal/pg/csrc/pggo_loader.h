@@ -15,7 +15,8 @@
  *	loader_shmem.c		named shared memory regions and their LWLocks
  *	loader_mq.c			message queues (shm_mq) over dynamic shared memory
  *	loader_srf.c		set-returning Go SQL functions (materialize mode)
- *	loader_guc.c		settings declared in Go, defined in the postmaster
+ *	loader_guc.c		settings declared in Go, defined in the postmaster (or
+ *						where the library is loaded later); their check hooks
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +46,7 @@ extern PGGO_HIDDEN char pggo_go_library_path[MAXPGPATH];
 extern PGGO_HIDDEN void *pggo_go_handle;
 extern PGGO_HIDDEN void pggo_locate_libraries(void);
 extern PGGO_HIDDEN void *pggo_open_go_library(char *errbuf, size_t errlen);
+extern PGGO_HIDDEN bool pggo_load_go(char *errbuf, size_t errlen);
 extern PGGO_HIDDEN void pggo_fill_bgw(BackgroundWorker *w, const pggo_spec *s);
 
 /* loader_signals.c */
@@ -207,6 +209,14 @@ extern PGGO_HIDDEN bool pggo_is_rows_result(const char *data, size_t len);
 extern PGGO_HIDDEN Datum pggo_materialize_rows(FunctionCallInfo fcinfo, const char *data, size_t len);
 
 /* loader_guc.c */
-extern PGGO_HIDDEN void pggo_guc_define_settings(const char *p, size_t len);
+typedef enum PggoDefineMode
+{
+	PGGO_DEFINE_POSTMASTER,		/* preloaded: in the postmaster's _PG_init */
+	PGGO_DEFINE_HELPER,			/* the init helper, to parse start values */
+	PGGO_DEFINE_LATE			/* a process that loaded the library later */
+} PggoDefineMode;
+
+extern PGGO_HIDDEN void pggo_guc_define_settings(const char *p, size_t len, PggoDefineMode mode);
+extern PGGO_HIDDEN int api_get_real_setting(const char *name, double *value);
 
 #endif							/* PGGO_LOADER_H */
