@@ -137,7 +137,8 @@ func TestWorkerSPIRegress(t *testing.T) {
 	ext := pgtest.Build(t, sourcePath("examples/worker_spi"))
 	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader},
 		Extensions: []*pgtest.Extension{ext},
-		Settings:   map[string]string{"worker_spi.database": "postgres"}})
+		// Six slots, to fill them below.
+		Settings: map[string]string{"worker_spi.database": "postgres", "max_worker_processes": "6"}})
 	ctx := context.Background()
 	conn := c.Connect(t)
 	dynamicWorkerConsumes(t, ctx, conn)
@@ -159,6 +160,27 @@ func TestWorkerSPIRegress(t *testing.T) {
 		!strings.Contains(err.Error(), "cannot be changed now") {
 		t.Fatalf("SET worker_spi.naptime = 5: %v", err)
 	}
+
+	// With every slot taken, worker_spi_launch returns NULL, as upstream's
+	// (not in upstream's test). The logical replication launcher, the two
+	// static workers and worker 4 hold four of the six slots.
+	pollQuery(t, ctx, conn, `SELECT count(*) FROM pg_stat_activity
+		WHERE backend_type IN ('logical replication launcher', 'worker_spi', 'worker_spi dynamic')`, "4")
+	pid5 := mustQuery(t, ctx, conn, "SELECT worker_spi_launch(5)")
+	pid6 := mustQuery(t, ctx, conn, "SELECT worker_spi_launch(6)")
+	if pid5 == "" || pid6 == "" {
+		t.Fatalf("worker_spi_launch(5), (6) with two free slots: %q, %q", pid5, pid6)
+	}
+	if got := mustQuery(t, ctx, conn, "SELECT worker_spi_launch(7) IS NULL"); got != "true" {
+		t.Fatalf("worker_spi_launch(7) IS NULL with no free slot = %q", got)
+	}
+	// A slot freed by a terminated worker is usable again. The worker can
+	// be signalled once it is in the process array, i.e. connected.
+	pollQuery(t, ctx, conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid5, "1")
+	mustQuery(t, ctx, conn, "SELECT pg_terminate_backend("+pid5+")")
+	// SIGTERM is PostgreSQL's die(), as in C.
+	c.WaitLog(t, regexp.MustCompile(`terminating background worker "worker_spi dynamic" due to administrator command`), 30*time.Second)
+	pollQuery(t, ctx, conn, "SELECT worker_spi_launch(8) IS NOT NULL", "true")
 	c.AssertNoCrashRecovery(t)
 }
 

@@ -344,7 +344,8 @@ func fillFunctionError(exit *C.pggo_error, function string, err error) {
 	case errors.As(err, &pe):
 		msg = fmt.Sprintf("SQL function %q panicked: %v", function, pe.Value)
 		detail = "Go stack:\n" + string(pe.Stack)
-	case errors.As(err, &pgErr) && pgErr == err:
+	case errors.As(err, &pgErr) && (pgErr == err || err.Error() == pgErr.Error()):
+		// The error itself, or a wrapper adding no text (bgworker.ErrNoSlot's).
 		msg = pgErr.Message
 	}
 	if pgErr != nil {
