@@ -275,3 +275,121 @@ max_worker_processes = 32
 	}
 	c.AssertNoCrashRecovery(t)
 }
+
+// TestWorkerSPITerminate ports t/002_worker_terminate.pl (PostgreSQL 19):
+// a dynamic worker connected to a database blocks CREATE DATABASE ...
+// TEMPLATE, ALTER DATABASE RENAME / SET TABLESPACE and DROP DATABASE on it,
+// unless it was registered interruptible (BGWORKER_INTERRUPTIBLE, which
+// PostgreSQL 19 added), in which case those commands terminate it.
+//
+// What each upstream assertion sees, by version:
+//
+//	launch (worker initialized, in pg_stat_activity)     15, 17, 18: yes, as 19
+//	CREATE DATABASE ... TEMPLATE blocked by the worker   15, 17, 18: yes, as 19 (after 5 s of retries:
+//	                                                     upstream shortens them with an injection
+//	                                                     point, which these builds lack)
+//	the worker still runs after it                       15, 17, 18: yes, as 19
+//	interruptible worker stopped by CREATE DATABASE ...
+//	TEMPLATE, ALTER DATABASE RENAME, ALTER DATABASE SET
+//	TABLESPACE, DROP DATABASE                            15, 17, 18: cannot run: worker_spi_launch(...,
+//	                                                     true) fails, "EnableInterruptible
+//	                                                     (BGWORKER_INTERRUPTIBLE) needs PostgreSQL 19
+//	                                                     or later"; skipped with that reason
+//
+// Not in upstream's test: before 19, DROP DATABASE ... WITH (FORCE)
+// terminates the workers connected to the database (what the README
+// suggests there); checked on every version.
+func TestWorkerSPITerminate(t *testing.T) {
+	ext := pgtest.Build(t, sourcePath("examples/worker_spi"))
+	c := pgtest.Start(t, pgtest.Options{Extensions: []*pgtest.Extension{ext}})
+	ctx := context.Background()
+	conn := c.Connect(t)
+	version := serverVersionNum(t, ctx, conn)
+	mustQuery(t, ctx, conn, "CREATE EXTENSION worker_spi")
+
+	// waitLogAfter waits for re in the log written after offset.
+	waitLogAfter := func(t *testing.T, offset int, re *regexp.Regexp) {
+		t.Helper()
+		pgtest.Eventually(t, 30*time.Second, "log line "+re.String(), func() (bool, error) {
+			return re.MatchString(c.Log()[offset:]), nil
+		})
+	}
+	// launch is upstream's launch_bgworker: from a session on db, a worker
+	// in db; it returns the worker's pid once it has initialized.
+	launch := func(t *testing.T, db string, testcase int, interruptible bool) string {
+		t.Helper()
+		offset := len(c.Log())
+		dbc := connectDB(t, c, db)
+		pid := mustQuery(t, ctx, dbc, fmt.Sprintf(`SELECT worker_spi_launch(%d, oid, 0, '{}', %t)
+			FROM pg_database WHERE datname = current_database()`, testcase, interruptible))
+		dbc.Close(ctx) // as psql's session ends: it would block the commands below
+		waitLogAfter(t, offset, regexp.MustCompile(fmt.Sprintf(`LOG: .*worker_spi dynamic worker %d initialized with .*\..*`, testcase)))
+		if got := mustQuery(t, ctx, conn, "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid = "+pid); got != "true" {
+			t.Fatalf("dynamic bgworker %d launched: %q", testcase, got)
+		}
+		return pid
+	}
+	terminated := regexp.MustCompile(`terminating background worker "worker_spi dynamic" due to administrator command`)
+	// stoppedBy is upstream's run_bgworker_interruptible_test.
+	stoppedBy := func(t *testing.T, command, pid string) {
+		t.Helper()
+		offset := len(c.Log())
+		mustQuery(t, ctx, conn, command)
+		waitLogAfter(t, offset, terminated)
+		pollQuery(t, ctx, conn, "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = "+pid, "true")
+	}
+
+	t.Run("a worker that is not interruptible blocks CREATE DATABASE TEMPLATE", func(t *testing.T) {
+		launch(t, "postgres", 0, false)
+		_, err := conn.Exec(ctx, "CREATE DATABASE testdb WITH TEMPLATE postgres")
+		if err == nil || !strings.Contains(err.Error(), `source database "postgres" is being accessed by other users`) {
+			t.Fatalf("CREATE DATABASE testdb WITH TEMPLATE postgres: %v", err)
+		}
+		if got := mustQuery(t, ctx, conn, "SELECT count(1) FROM pg_stat_activity WHERE backend_type = 'worker_spi dynamic'"); got != "1" {
+			t.Fatalf("workers still running after CREATE DATABASE WITH TEMPLATE: %s, want 1", got)
+		}
+		mustQuery(t, ctx, conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'worker_spi dynamic'")
+		pollQuery(t, ctx, conn, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'worker_spi dynamic'", "0")
+	})
+
+	if version < 190000 {
+		t.Run("before 19, an interruptible worker is refused", func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SELECT worker_spi_launch(1, 0, 0, '{}', true)")
+			if err == nil || !strings.Contains(err.Error(), "EnableInterruptible (BGWORKER_INTERRUPTIBLE) needs PostgreSQL 19 or later") {
+				t.Fatalf("worker_spi_launch(1, 0, 0, '{}', true): %v", err)
+			}
+		})
+	}
+	// The four commands of upstream's cases 1 to 4, in order: each works on
+	// the database the one before left.
+	for i, tc := range []struct{ name, db, command string }{
+		{"CREATE DATABASE WITH TEMPLATE", "postgres", "CREATE DATABASE testdb WITH TEMPLATE postgres"},
+		{"ALTER DATABASE RENAME", "testdb", "ALTER DATABASE testdb RENAME TO renameddb"},
+		{"ALTER DATABASE SET TABLESPACE", "renameddb", "ALTER DATABASE renameddb SET TABLESPACE test_tablespace"},
+		{"DROP DATABASE", "renameddb", "DROP DATABASE renameddb"},
+	} {
+		t.Run("interruptible worker stopped by "+tc.name, func(t *testing.T) {
+			if version < 190000 {
+				t.Skipf("BGWORKER_INTERRUPTIBLE is PostgreSQL 19's; this server is %d", version)
+			}
+			if tc.name == "ALTER DATABASE SET TABLESPACE" {
+				// An in-place tablespace (under pg_tblspc) needs no
+				// directory owned by the server's user.
+				mustQuery(t, ctx, conn, "SET allow_in_place_tablespaces = on")
+				mustQuery(t, ctx, conn, "CREATE TABLESPACE test_tablespace LOCATION ''")
+			}
+			pid := launch(t, tc.db, i+1, true)
+			stoppedBy(t, tc.command, pid)
+		})
+	}
+
+	t.Run("DROP DATABASE WITH (FORCE) terminates a worker that is not interruptible", func(t *testing.T) {
+		mustQuery(t, ctx, conn, "CREATE DATABASE forcedb")
+		forcedb := connectDB(t, c, "forcedb")
+		mustQuery(t, ctx, forcedb, "CREATE EXTENSION worker_spi")
+		forcedb.Close(ctx)
+		pid := launch(t, "forcedb", 5, false)
+		stoppedBy(t, "DROP DATABASE forcedb WITH (FORCE)", pid)
+	})
+	c.AssertNoCrashRecovery(t)
+}
