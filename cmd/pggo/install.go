@@ -55,7 +55,7 @@ func installTree(bf buildFlags, dir, destdir string) ([]string, string, error) {
 		// The script names the loader where the server will find it.
 		dst := filepath.Join(target, name+".sql")
 		script := build.SQLScript(filepath.Join(libdir, name+".so"), res.Exports.SQL)
-		if err := os.WriteFile(dst, []byte(script), 0o644); err != nil {
+		if err := replaceFile(dst, 0o644, func(w io.Writer) error { _, err := io.WriteString(w, script); return err }); err != nil {
 			return nil, "", err
 		}
 		files = append(files, dst)
@@ -78,21 +78,55 @@ func installTree(bf buildFlags, dir, destdir string) ([]string, string, error) {
 	return files, name, nil
 }
 
+// copyFile installs src as dst (see replaceFile).
 func copyFile(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	return replaceFile(dst, mode, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+}
+
+// replaceFile writes dst through a temporary file in its directory, then
+// renames it over dst. A running server keeps the old file mapped in every
+// process that loaded it (the postmaster, workers, sessions); rename only
+// swaps the directory entry, so those mappings stay valid and new processes
+// load the new file. Writing dst in place (O_TRUNC) would change the pages
+// under them: a SIGBUS or garbage code, then crash recovery.
+func replaceFile(dst string, mode os.FileMode, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := write(tmp); err != nil {
 		return err
 	}
-	return out.Close()
+	// CreateTemp makes 0600; the server runs as another user.
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	done = true
+	return nil
 }
 
 func runInstall(args []string) error {
