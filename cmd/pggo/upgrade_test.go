@@ -78,14 +78,14 @@ func TestUpgradeInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	libdir := filepath.Join(dest, lib)
-	install := func(version string) {
+	install := func(source, version string) string {
 		t.Helper()
-		if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(strings.ReplaceAll(upgSource, "VERSION", version)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(strings.ReplaceAll(source, "VERSION", version)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		// --destdir stands for the live directories, which a test must
 		// not write: the cluster preloads the loader from there.
-		run(t, src, bin, "install", "--destdir", dest)
+		return run(t, src, bin, "install", "--destdir", dest)
 	}
 	inode := func(path string) uint64 {
 		t.Helper()
@@ -96,7 +96,7 @@ func TestUpgradeInPlace(t *testing.T) {
 		return fi.Sys().(*syscall.Stat_t).Ino
 	}
 
-	install("v1")
+	install(upgSource, "v1")
 	goLib := filepath.Join(libdir, "upg-go.so")
 	v1Inode := inode(goLib)
 	c := pgtest.Start(t, pgtest.Options{Preload: []string{filepath.Join(libdir, "upg.so")}})
@@ -125,7 +125,15 @@ func TestUpgradeInPlace(t *testing.T) {
 	var oldPID int
 	old.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&oldPID)
 
-	install("v2")
+	loaderFile := filepath.Join(libdir, "upg.so")
+	loaderInode := inode(loaderFile)
+	// Only a constant changed: the loader is the same, and left alone.
+	if out := install(upgSource, "v2"); !strings.Contains(out, "its loader upg.so is unchanged, so a running server needs no restart") {
+		t.Fatalf("pggo install should say the loader is unchanged:\n%s", out)
+	}
+	if inode(loaderFile) != loaderInode {
+		t.Fatalf("pggo install replaced the unchanged loader %s", loaderFile)
+	}
 	// Replaced by rename: a new file; the old one lives on, unlinked, in
 	// the processes that map it.
 	if inode(goLib) == v1Inode {
@@ -157,4 +165,11 @@ func TestUpgradeInPlace(t *testing.T) {
 		t.Fatalf("the old session after the worker's restart: upg_version() = %q, want v1", v)
 	}
 	c.AssertNoCrashRecovery(t)
+
+	// A new SQL function needs a new entry point in the loader: pggo
+	// install says a restart is needed.
+	more := strings.Replace(upgSource, "\tpggo.OnInit(", "\tfmgr.Register(\"upg_more\", \"() RETURNS int4\", func(*fmgr.Args) (any, error) { return 1, nil })\n\tpggo.OnInit(", 1)
+	if out := install(more, "v3"); !strings.Contains(out, "the loader upg.so changed") || !strings.Contains(out, "restart PostgreSQL to run this build") {
+		t.Fatalf("pggo install should say the loader changed:\n%s", out)
+	}
 }
