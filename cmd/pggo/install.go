@@ -155,6 +155,11 @@ NAME--VERSION.sql, upgrade scripts) into $(pg_config --sharedir)/extension,
 or under --destdir. Then add the library to shared_preload_libraries,
 restart PostgreSQL and run CREATE EXTENSION NAME in each database that
 calls its SQL functions.
+
+Over an installed version, each file is replaced by rename, so a running
+server's processes keep the old files they mapped; an unchanged loader is
+left as it is, and pggo install says whether a restart is needed (see the
+README's "Deploying and upgrading").
 `)
 	if err != nil {
 		return err

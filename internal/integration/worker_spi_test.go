@@ -22,7 +22,23 @@ import (
 // differs is only what must: the cluster comes from pgtest, polls use
 // pgtest.Eventually, and before PostgreSQL 17 a wait reports the Extension
 // class's "Extension" (custom wait events and pg_wait_events are 17's) and
-// BypassRoleLoginCheck fails with a clear error.
+// BypassRoleLoginCheck fails with a clear error. t/002_worker_terminate.pl
+// (19) is TestWorkerSPITerminate.
+//
+// What each upstream assertion sees here, on 15 / 17 / 18:
+//
+//	worker_spi.out: launch(4) IS NOT NULL; schema4.counted appears;
+//	  total|1 after a delta and a reload                  t / t / t, as upstream
+//	001: dynamic worker 4 launched, table, total|1        as upstream on all three
+//	001: wait event of worker 4                           "Extension" / worker_spi_main / worker_spi_main
+//	001: worker_spi_main in pg_wait_events                no such view (not checked) / t / t
+//	001: 3 static workers in mydb, waiting                mydb|3|Extension / mydb|3|worker_spi_main / same
+//	001: dynamic workers 10, 11 in mydb, postgres as myrole  as upstream (wait event as above)
+//	001: noconndb refused, then accepted with ALLOWCONN   as upstream on all three
+//	001: nologrole refused                                as upstream on all three
+//	001: nologrole accepted with ROLELOGINCHECK           15: the worker's ERROR "needs PostgreSQL 17
+//	                                                      or later" / 17, 18: as upstream
+//	(ours) full server: worker_spi_launch returns NULL    NULL on all three, as upstream's C
 
 // spiQuery runs query on conn and returns its rows as psql -A -t prints
 // them: columns joined by '|', rows by newlines.
