@@ -167,6 +167,19 @@ func (b *Builder) EnableSPIAccess() *Builder {
 	return b
 }
 
+// EnableInterruptible sets BGWORKER_INTERRUPTIBLE (PostgreSQL 19 and
+// later): the worker is terminated, as by pg_terminate_backend, when its
+// database is dropped, renamed, moved to another tablespace or used as the
+// template of CREATE DATABASE, instead of making those commands fail with
+// "is being accessed by other users". It needs EnableSPIAccess. On an older
+// server Load and LoadDynamic refuse it (a *ValidationError naming the
+// field "interruptible"): there DROP DATABASE ... WITH (FORCE) terminates
+// the workers connected to that database.
+func (b *Builder) EnableInterruptible() *Builder {
+	b.flags |= pg.FlagInterruptible
+	return b
+}
+
 // SetStartTime sets when the postmaster starts the worker (bgw_start_time).
 func (b *Builder) SetStartTime(t StartTime) *Builder { b.startTime = t; return b }
 
@@ -314,6 +327,15 @@ func (b *Builder) validate(lim pg.Limits, loader string, exported func(string) e
 	}
 	if b.flags&pg.FlagDatabaseConnection != 0 && b.startTime == PostmasterStart {
 		return bad("start time", "a worker with SPI access cannot start at PostmasterStart (no database before recovery)")
+	}
+	if b.flags&pg.FlagInterruptible != 0 {
+		if lim.PGVersionNum < 190000 {
+			return bad("interruptible", "EnableInterruptible (BGWORKER_INTERRUPTIBLE) needs PostgreSQL 19 or later; this server is %d.%d",
+				lim.PGVersionNum/10000, lim.PGVersionNum%10000)
+		}
+		if b.flags&pg.FlagDatabaseConnection == 0 {
+			return bad("interruptible", "EnableInterruptible needs EnableSPIAccess: only a worker connected to a database can be terminated by commands on it")
+		}
 	}
 	if b.notifyPID < 0 {
 		return bad("notify pid", "%d is negative", b.notifyPID)

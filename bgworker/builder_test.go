@@ -160,3 +160,25 @@ func TestOutsidePostgres(t *testing.T) {
 		t.Fatal("WaitLatch/WorkerContinue must be false outside PostgreSQL")
 	}
 }
+
+// EnableInterruptible is PostgreSQL 19's BGWORKER_INTERRUPTIBLE: refused,
+// naming the field and the version, on older servers and without SPI access.
+func TestInterruptible(t *testing.T) {
+	pg18 := pg15
+	pg18.PGVersionNum = 180006
+	pg19 := pg15
+	pg19.PGVersionNum = 190000
+	var ve *ValidationError
+	_, err := New("w").SetFunction("unit_main").EnableSPIAccess().EnableInterruptible().validate(pg18, loader, exportedAll)
+	if !errors.As(err, &ve) || ve.Field != "interruptible" || !strings.Contains(ve.Reason, "needs PostgreSQL 19 or later; this server is 18.6") {
+		t.Fatalf("on 18: %v", err)
+	}
+	_, err = New("w").SetFunction("unit_main").EnableShmemAccess().EnableInterruptible().validate(pg19, loader, exportedAll)
+	if !errors.As(err, &ve) || ve.Field != "interruptible" || !strings.Contains(ve.Reason, "needs EnableSPIAccess") {
+		t.Fatalf("without SPI access: %v", err)
+	}
+	s, err := New("w").SetFunction("unit_main").EnableSPIAccess().EnableInterruptible().validate(pg19, loader, exportedAll)
+	if err != nil || s.Flags != pg.FlagShmemAccess|pg.FlagDatabaseConnection|pg.FlagInterruptible {
+		t.Fatalf("on 19: %+v, %v", s, err)
+	}
+}

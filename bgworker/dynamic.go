@@ -1,9 +1,11 @@
 package bgworker
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
+	"github.com/pggo/pggo"
 	"github.com/pggo/pggo/internal/pg"
 )
 
@@ -70,11 +72,27 @@ type TerminatingWorker struct {
 	w *DynamicWorker
 }
 
+// ErrNoSlot is what LoadDynamic's error matches, with errors.Is, when every
+// max_worker_processes slot is taken (RegisterDynamicBackgroundWorker
+// returned false). The error itself is a *pggo.Error with SQLSTATE 53400
+// and a hint; nothing was registered. Code that treats a full server as a
+// normal outcome, like worker_spi_launch returning NULL, tests for it:
+//
+//	if errors.Is(err, bgworker.ErrNoSlot) { return nil, nil }
+var ErrNoSlot = errors.New("bgworker: no free background worker slot")
+
+// noSlotError is the *pggo.Error of a full server that also matches ErrNoSlot.
+type noSlotError struct{ err *pggo.Error }
+
+func (e *noSlotError) Error() string        { return e.err.Error() }
+func (e *noSlotError) Unwrap() error        { return e.err }
+func (e *noSlotError) Is(target error) bool { return target == ErrNoSlot }
+
 // LoadDynamic registers the worker and asks the postmaster to start it now.
 // It works in a background worker and in an ordinary backend (a SQL function
 // registered with package fmgr). The builder is checked as for Load; when
-// every max_worker_processes slot is taken, the error says so (SQLSTATE
-// 53400) and nothing is registered.
+// every max_worker_processes slot is taken, the error matches [ErrNoSlot]
+// (a *pggo.Error with SQLSTATE 53400) and nothing is registered.
 //
 // To wait for the worker with WaitForStartup or WaitForShutdown, set the
 // notify pid to the caller's: SetNotifyPID(os.Getpid()). Pass data by value
@@ -91,8 +109,12 @@ func (b *Builder) LoadDynamic() (*DynamicWorker, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := pg.RegisterDynamic(spec)
+	h, noSlot, err := pg.RegisterDynamic(spec)
 	if err != nil {
+		var pgErr *pggo.Error
+		if noSlot && errors.As(err, &pgErr) {
+			return nil, &noSlotError{err: pgErr}
+		}
 		return nil, err
 	}
 	w := &DynamicWorker{handle: h, notifyPID: spec.NotifyPID}

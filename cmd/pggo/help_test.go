@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -95,5 +96,45 @@ func TestTestPassesFlags(t *testing.T) {
 	// exits with its status.
 	if out, errOut, code = runStatus(t, mod, bin, "test", "-no-such-go-test-flag"); code == 0 || !strings.Contains(out+errOut, "flag provided but not defined: -no-such-go-test-flag") {
 		t.Fatalf("pggo test -no-such-go-test-flag: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestCommandsDocumented keeps the command list in one accord: every command
+// pggo dispatches is in `pggo help`'s list, in main.go's doc comment and in
+// the README's command table, and none of those names a command that does
+// not exist.
+func TestCommandsDocumented(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mainSrc, err := os.ReadFile("main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := func(text string, re *regexp.Regexp) map[string]bool {
+		m := map[string]bool{}
+		for _, s := range re.FindAllStringSubmatch(text, -1) {
+			m[s[1]] = true
+		}
+		return m
+	}
+	doc, _, _ := strings.Cut(string(mainSrc), "package main")
+	sources := map[string]map[string]bool{
+		"README command table":  listed(string(readme), regexp.MustCompile("(?m)^\\| `pggo ([a-z]+)")),
+		"pggo help":             listed(usage, regexp.MustCompile(`(?m)^  ([a-z]+) `)),
+		"main.go's doc comment": listed(doc, regexp.MustCompile(`(?m)^//\tpggo ([a-z]+)`)),
+	}
+	for where, names := range sources {
+		for cmd := range commands {
+			if !names[cmd] {
+				t.Errorf("%s does not list pggo %s", where, cmd)
+			}
+		}
+		for name := range names {
+			if commands[name] == nil {
+				t.Errorf("%s lists pggo %s, which is not a command", where, name)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -23,31 +24,44 @@ func pgConfigValue(pgConfig, flag string) (string, error) {
 // installTree builds the extension and lays its files out under
 // destdir+pkglibdir, with its SQL script pointing at the installed loader,
 // and its CREATE EXTENSION files under destdir+sharedir/extension.
-// It returns the installed files and the library name.
-func installTree(bf buildFlags, dir, destdir string) ([]string, string, error) {
+// It returns the installed files and the library name. Every file replaces
+// its old version by rename (replaceFile); an unchanged loader is left as it
+// is, and loader says which: "new", "unchanged" or "changed".
+func installTree(bf buildFlags, dir, destdir string) (files []string, name, loader string, err error) {
 	tmp, err := os.MkdirTemp("", "pggo-install-")
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	defer os.RemoveAll(tmp)
 	res, err := bf.build(dir, tmp)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	libdir, err := pgConfigValue(*bf.pgConfig, "--pkglibdir")
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	target := filepath.Join(destdir, libdir)
 	if err := os.MkdirAll(target, 0o755); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	name := strings.TrimSuffix(filepath.Base(res.Loader), ".so")
-	var files []string
+	name = strings.TrimSuffix(filepath.Base(res.Loader), ".so")
+	loader = "new"
+	if old, err := os.ReadFile(filepath.Join(target, filepath.Base(res.Loader))); err == nil {
+		loader = "changed"
+		// Builds are reproducible: the same sources give the same loader.
+		if now, err := os.ReadFile(res.Loader); err == nil && bytes.Equal(old, now) {
+			loader = "unchanged"
+		}
+	}
 	for _, f := range []string{res.GoLibrary, res.Loader} {
 		dst := filepath.Join(target, filepath.Base(f))
+		if f == res.Loader && loader == "unchanged" {
+			files = append(files, dst)
+			continue
+		}
 		if err := copyFile(f, dst, 0o755); err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 		files = append(files, dst)
 	}
@@ -55,44 +69,78 @@ func installTree(bf buildFlags, dir, destdir string) ([]string, string, error) {
 		// The script names the loader where the server will find it.
 		dst := filepath.Join(target, name+".sql")
 		script := build.SQLScript(filepath.Join(libdir, name+".so"), res.Exports.SQL)
-		if err := os.WriteFile(dst, []byte(script), 0o644); err != nil {
-			return nil, "", err
+		if err := replaceFile(dst, 0o644, func(w io.Writer) error { _, err := io.WriteString(w, script); return err }); err != nil {
+			return nil, "", "", err
 		}
 		files = append(files, dst)
 	}
 	share, err := pgConfigValue(*bf.pgConfig, "--sharedir")
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	extdir := filepath.Join(destdir, share, "extension")
 	if err := os.MkdirAll(extdir, 0o755); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	for _, f := range append([]string{res.ControlFile}, res.Scripts...) {
 		dst := filepath.Join(extdir, filepath.Base(f))
 		if err := copyFile(f, dst, 0o644); err != nil {
-			return nil, "", err
+			return nil, "", "", err
 		}
 		files = append(files, dst)
 	}
-	return files, name, nil
+	return files, name, loader, nil
 }
 
+// copyFile installs src as dst (see replaceFile).
 func copyFile(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	return replaceFile(dst, mode, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+}
+
+// replaceFile writes dst through a temporary file in its directory, then
+// renames it over dst. A running server keeps the old file mapped in every
+// process that loaded it (the postmaster, workers, sessions); rename only
+// swaps the directory entry, so those mappings stay valid and new processes
+// load the new file. Writing dst in place (O_TRUNC) would change the pages
+// under them: a SIGBUS or garbage code, then crash recovery.
+func replaceFile(dst string, mode os.FileMode, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := write(tmp); err != nil {
 		return err
 	}
-	return out.Close()
+	// CreateTemp makes 0600; the server runs as another user.
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	done = true
+	return nil
 }
 
 func runInstall(args []string) error {
@@ -107,19 +155,37 @@ NAME--VERSION.sql, upgrade scripts) into $(pg_config --sharedir)/extension,
 or under --destdir. Then add the library to shared_preload_libraries,
 restart PostgreSQL and run CREATE EXTENSION NAME in each database that
 calls its SQL functions.
+
+Over an installed version, each file is replaced by rename, so a running
+server's processes keep the old files they mapped; an unchanged loader is
+left as it is, and pggo install says whether a restart is needed (see the
+README's "Deploying and upgrading").
 `)
 	if err != nil {
 		return err
 	}
-	files, name, err := installTree(bf, dir, *destdir)
+	files, name, loader, err := installTree(bf, dir, *destdir)
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
 		fmt.Println(f)
 	}
-	fmt.Fprintf(os.Stderr, "pggo install: add to postgresql.conf, then restart PostgreSQL:\n  shared_preload_libraries = '%s'\n", name)
-	fmt.Fprintf(os.Stderr, "then, in each database that calls its SQL functions: CREATE EXTENSION %s;\n", name)
+	switch loader {
+	case "unchanged":
+		fmt.Fprintf(os.Stderr, "pggo install: replaced %s's Go library; its loader %s.so is unchanged, so a running server needs no restart:\n"+
+			"  new sessions and newly started workers run the new code; running ones keep the old until they exit\n"+
+			"  (restart a static worker with pg_terminate_backend; see the README's \"Deploying and upgrading\")\n", name, name)
+	case "changed":
+		fmt.Fprintf(os.Stderr, "pggo install: the loader %s.so changed (new worker or SQL functions, or another pggo or PostgreSQL):\n"+
+			"  restart PostgreSQL to run this build; until then running processes keep the old files\n", name)
+	default:
+		fmt.Fprintf(os.Stderr, "pggo install: add to postgresql.conf, then restart PostgreSQL:\n  shared_preload_libraries = '%s'\n", name)
+		fmt.Fprintf(os.Stderr, "then, in each database that calls its SQL functions: CREATE EXTENSION %s;\n", name)
+	}
+	if loader != "new" {
+		fmt.Fprintf(os.Stderr, "for a new extension version (upgrade scripts in sql/): ALTER EXTENSION %s UPDATE; in each database that has it\n", name)
+	}
 	return nil
 }
 
@@ -141,7 +207,7 @@ tar -xzf FILE -C / on a machine with the same PostgreSQL.
 		return err
 	}
 	defer os.RemoveAll(stage)
-	_, name, err := installTree(bf, dir, stage)
+	_, name, _, err := installTree(bf, dir, stage)
 	if err != nil {
 		return err
 	}

@@ -11,11 +11,16 @@
 //     guc so that SHOW, ALTER SYSTEM and pg_settings know them;
 //   - worker_spi.total_workers static workers (backend type "worker_spi")
 //     when the library is preloaded;
-//   - the SQL function worker_spi_launch(index, dboid, roleoid, flags),
-//     which starts a dynamic worker (backend type "worker_spi dynamic") in
-//     database dboid as role roleoid (0: the settings), with the connection
-//     bypasses named in flags ('ALLOWCONN', 'ROLELOGINCHECK'), and returns
-//     its pid;
+//   - the SQL function worker_spi_launch(index, dboid, roleoid, flags,
+//     interruptible), which starts a dynamic worker (backend type
+//     "worker_spi dynamic") in database dboid as role roleoid (0: the
+//     settings), with the connection bypasses named in flags ('ALLOWCONN',
+//     'ROLELOGINCHECK'), terminated by DROP DATABASE and the like when
+//     interruptible is true (PostgreSQL 19's BGWORKER_INTERRUPTIBLE), and
+//     returns its pid, or NULL when no background worker slot is free;
+//   - SIGTERM handled by PostgreSQL's die(), as in C: the worker ends with
+//     FATAL "terminating background worker ... due to administrator
+//     command" at its next wait or statement;
 //   - the wait event worker_spi_main (a custom wait event on PostgreSQL 17
 //     and later; "Extension" before);
 //   - CREATE EXTENSION worker_spi (pggo build writes the control file and
@@ -65,7 +70,7 @@ const waitEvent = "worker_spi_main"
 func init() {
 	bgworker.RegisterFunction("worker_spi_main", workerMain)
 	fmgr.Register("worker_spi_launch",
-		"(index int4, dboid oid DEFAULT 0, roleoid oid DEFAULT 0, flags text[] DEFAULT '{}') RETURNS int4 STRICT",
+		"(index int4, dboid oid DEFAULT 0, roleoid oid DEFAULT 0, flags text[] DEFAULT '{}', interruptible bool DEFAULT false) RETURNS int4 STRICT",
 		launch)
 	pggo.OnInit(registerWorkers)
 }
@@ -126,12 +131,13 @@ func parseTarget(s string) (target, error) {
 }
 
 // launch is worker_spi_launch: it starts a dynamic worker and returns its
-// pid once it runs.
+// pid once it runs, or NULL when every background worker slot is taken.
 func launch(args *fmgr.Args) (any, error) {
 	var index int32
 	var dboid, roleoid pggo.Oid
 	var flags []*string
-	if err := args.Scan(&index, &dboid, &roleoid, &flags); err != nil {
+	var interruptible bool
+	if err := args.Scan(&index, &dboid, &roleoid, &flags, &interruptible); err != nil {
 		return nil, err
 	}
 	t := target{db: dboid, role: roleoid}
@@ -168,14 +174,20 @@ func launch(args *fmgr.Args) (any, error) {
 			}
 		}
 	}
-	w, err := bgworker.New(fmt.Sprintf("worker_spi dynamic worker %d", index)).
+	b := bgworker.New(fmt.Sprintf("worker_spi dynamic worker %d", index)).
 		SetType("worker_spi dynamic").
 		SetFunction("worker_spi_main").
 		EnableSPIAccess().
 		SetArgument(pggo.Int32Datum(index)).
 		SetExtra(t.String()).
-		SetNotifyPID(os.Getpid()).
-		LoadDynamic()
+		SetNotifyPID(os.Getpid())
+	if interruptible {
+		b.EnableInterruptible() // refused before PostgreSQL 19, naming the field
+	}
+	w, err := b.LoadDynamic()
+	if errors.Is(err, bgworker.ErrNoSlot) {
+		return nil, nil // as in C: a full server is NULL, not an error
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -204,8 +216,11 @@ func workerMain(arg pggo.Datum) error {
 	schema := fmt.Sprintf("schema%d", index)
 	table := quoteIdent(schema) + "." + quoteIdent("counted")
 
-	// Handle SIGHUP and SIGTERM ourselves: both wake the latch below.
-	bgworker.AttachSignalHandlers(bgworker.SIGHUP | bgworker.SIGTERM)
+	// SIGHUP wakes the latch below. SIGTERM keeps PostgreSQL's die(), as in
+	// C: the worker ends with FATAL (exit code 1, not restarted) at its next
+	// wait or statement, which is what pg_terminate_backend and PostgreSQL
+	// 19's termination of interruptible workers rely on.
+	bgworker.AttachSignalHandlers(bgworker.SIGHUP)
 
 	if err := connect(); err != nil {
 		return err
@@ -251,7 +266,7 @@ func workerMain(arg pggo.Datum) error {
 			return err // logged as ERROR; not restarted, as in C
 		}
 	}
-	return nil // SIGTERM: exit code 0
+	return nil // postmaster death
 }
 
 // connect connects as a dynamic worker was told to (its extra data), or, for

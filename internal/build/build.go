@@ -647,6 +647,10 @@ func buildLoader(ctx context.Context, pgConfig, goLib string, ex *Exports, out s
 	args := append(flags,
 		// PostgreSQL 15 leaves PGDLLEXPORT empty; make exports explicit.
 		`-DPGDLLEXPORT=__attribute__((visibility("default")))`,
+		// The same sources give the same loader, byte for byte (the
+		// temporary directory's name would otherwise be in the debug
+		// info): pggo install tells whether the loader changed.
+		"-ffile-prefix-map="+tmp+"=.",
 		"-I", tmp, "-I", inc, "-shared", "-o", out)
 	args = append(args, pg.LoaderCFiles()...)
 	args = append(args, "trampolines.c")

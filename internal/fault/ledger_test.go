@@ -41,7 +41,7 @@ const ledgerAbout = "Ledger workers run transactions planned by `internal/faultp
 	"and in the test): each level (the transaction, then up to 3 nested `spi.Savepoint`s) inserts rows " +
 	"and ends by committing, returning a `*pggo.Error`, panicking, a failing statement (9 SQLSTATEs), a " +
 	"swallowed failing statement, a statement retried in the aborted savepoint, an ERROR raised inside the " +
-	"aborted savepoint (`LoadDynamic` with no free slot), or (transaction only) a deferred-key failure at " +
+	"aborted savepoint (`shmem.AttachQueue` of a queue that does not exist), or (transaction only) a deferred-key failure at " +
 	"commit. Afterwards every row of a committed level must be in `fault_ledger` and no other row."
 
 // runLedger runs the ledger scenario with the plan's exclude endings left out.
@@ -63,8 +63,7 @@ func runLedger(tb *tracked, exclude []faultplan.Ending) {
 		tb.Fatalf("the plan injects %d faults, want at least %d: raise the iterations", want.TotalFaults(), minFaults)
 	}
 
-	// Every worker slot is taken by a ledger worker, so that LoadDynamic in
-	// an aborted savepoint fails inside PostgreSQL (AbortedFault).
+	// Every worker slot is taken by a ledger worker.
 	c := start(tb, map[string]string{
 		"max_worker_processes":            strconv.Itoa(nWorkers),
 		"max_logical_replication_workers": "0",

@@ -11,6 +11,7 @@ import (
 	"github.com/pggo/pggo"
 	"github.com/pggo/pggo/bgworker"
 	"github.com/pggo/pggo/internal/faultplan"
+	"github.com/pggo/pggo/shmem"
 	"github.com/pggo/pggo/spi"
 )
 
@@ -136,13 +137,13 @@ func (l *ledger) level(p *faultplan.Level, depth int) error {
 		return fmt.Errorf("faultext: gave up after %w", first)
 	case faultplan.AbortedFault:
 		l.fail(p.Failure)
-		// Every worker slot is taken (the test sizes max_worker_processes
-		// so), so PostgreSQL raises an ERROR inside the aborted level.
-		_, err := bgworker.New("faultext no slot").SetType("faultext_noop").SetLibrary("faultext").
-			SetFunction("faultext_noop").EnableSPIAccess().LoadDynamic()
+		// No queue has this handle (an even one: odd handles name the main
+		// shared memory region's segments on 17 and later), so the loader
+		// raises an ERROR inside PostgreSQL, inside the aborted level.
+		_, err := shmem.AttachQueue(shmem.QueueHandle(2), shmem.Receiver)
 		if err == nil {
-			l.surprise("LoadDynamic found a free worker slot")
-			return errors.New("faultext: LoadDynamic unexpectedly succeeded")
+			l.surprise("AttachQueue found a message queue with handle 2")
+			return errors.New("faultext: AttachQueue unexpectedly succeeded")
 		}
 		return err
 	case faultplan.CommitFailure:

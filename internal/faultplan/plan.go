@@ -48,7 +48,7 @@ const (
 	AbortedRetry
 	// AbortedFault: a statement fails, then the function calls something
 	// that raises a PostgreSQL ERROR inside the already-aborted level
-	// (bgworker.LoadDynamic with no free worker slot), then returns that
+	// (shmem.AttachQueue of a queue that does not exist), then returns that
 	// error.
 	AbortedFault
 	// CommitFailure (top level only): the function inserts a row violating

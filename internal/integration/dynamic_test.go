@@ -307,7 +307,9 @@ func TestDynamicSlots(t *testing.T) {
 			t.Fatalf("slot exhaustion error: %v", lastErr)
 		}
 		var pe *pgconn.PgError
-		if errors.As(lastErr, &pe); pe == nil || !strings.Contains(pe.Hint, "max_worker_processes (4)") {
+		// The message is PostgreSQL's alone, not wrapped in Go's text.
+		if errors.As(lastErr, &pe); pe == nil || !strings.Contains(pe.Hint, "max_worker_processes (4)") ||
+			!strings.HasPrefix(pe.Message, "could not register background worker") {
 			t.Fatalf("the error should name max_worker_processes in its hint: %+v", pe)
 		}
 		var stopped int

@@ -22,7 +22,23 @@ import (
 // differs is only what must: the cluster comes from pgtest, polls use
 // pgtest.Eventually, and before PostgreSQL 17 a wait reports the Extension
 // class's "Extension" (custom wait events and pg_wait_events are 17's) and
-// BypassRoleLoginCheck fails with a clear error.
+// BypassRoleLoginCheck fails with a clear error. t/002_worker_terminate.pl
+// (19) is TestWorkerSPITerminate.
+//
+// What each upstream assertion sees here, on 15 / 17 / 18:
+//
+//	worker_spi.out: launch(4) IS NOT NULL; schema4.counted appears;
+//	  total|1 after a delta and a reload                  t / t / t, as upstream
+//	001: dynamic worker 4 launched, table, total|1        as upstream on all three
+//	001: wait event of worker 4                           "Extension" / worker_spi_main / worker_spi_main
+//	001: worker_spi_main in pg_wait_events                no such view (not checked) / t / t
+//	001: 3 static workers in mydb, waiting                mydb|3|Extension / mydb|3|worker_spi_main / same
+//	001: dynamic workers 10, 11 in mydb, postgres as myrole  as upstream (wait event as above)
+//	001: noconndb refused, then accepted with ALLOWCONN   as upstream on all three
+//	001: nologrole refused                                as upstream on all three
+//	001: nologrole accepted with ROLELOGINCHECK           15: the worker's ERROR "needs PostgreSQL 17
+//	                                                      or later" / 17, 18: as upstream
+//	(ours) full server: worker_spi_launch returns NULL    NULL on all three, as upstream's C
 
 // spiQuery runs query on conn and returns its rows as psql -A -t prints
 // them: columns joined by '|', rows by newlines.
@@ -137,7 +153,8 @@ func TestWorkerSPIRegress(t *testing.T) {
 	ext := pgtest.Build(t, sourcePath("examples/worker_spi"))
 	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader},
 		Extensions: []*pgtest.Extension{ext},
-		Settings:   map[string]string{"worker_spi.database": "postgres"}})
+		// Six slots, to fill them below.
+		Settings: map[string]string{"worker_spi.database": "postgres", "max_worker_processes": "6"}})
 	ctx := context.Background()
 	conn := c.Connect(t)
 	dynamicWorkerConsumes(t, ctx, conn)
@@ -159,6 +176,27 @@ func TestWorkerSPIRegress(t *testing.T) {
 		!strings.Contains(err.Error(), "cannot be changed now") {
 		t.Fatalf("SET worker_spi.naptime = 5: %v", err)
 	}
+
+	// With every slot taken, worker_spi_launch returns NULL, as upstream's
+	// (not in upstream's test). The logical replication launcher, the two
+	// static workers and worker 4 hold four of the six slots.
+	pollQuery(t, ctx, conn, `SELECT count(*) FROM pg_stat_activity
+		WHERE backend_type IN ('logical replication launcher', 'worker_spi', 'worker_spi dynamic')`, "4")
+	pid5 := mustQuery(t, ctx, conn, "SELECT worker_spi_launch(5)")
+	pid6 := mustQuery(t, ctx, conn, "SELECT worker_spi_launch(6)")
+	if pid5 == "" || pid6 == "" {
+		t.Fatalf("worker_spi_launch(5), (6) with two free slots: %q, %q", pid5, pid6)
+	}
+	if got := mustQuery(t, ctx, conn, "SELECT worker_spi_launch(7) IS NULL"); got != "true" {
+		t.Fatalf("worker_spi_launch(7) IS NULL with no free slot = %q", got)
+	}
+	// A slot freed by a terminated worker is usable again. The worker can
+	// be signalled once it is in the process array, i.e. connected.
+	pollQuery(t, ctx, conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = "+pid5, "1")
+	mustQuery(t, ctx, conn, "SELECT pg_terminate_backend("+pid5+")")
+	// SIGTERM is PostgreSQL's die(), as in C.
+	c.WaitLog(t, regexp.MustCompile(`terminating background worker "worker_spi dynamic" due to administrator command`), 30*time.Second)
+	pollQuery(t, ctx, conn, "SELECT worker_spi_launch(8) IS NOT NULL", "true")
 	c.AssertNoCrashRecovery(t)
 }
 
@@ -261,5 +299,123 @@ max_worker_processes = 32
 		!strings.Contains(err.Error(), "incorrect flag value found in array") {
 		t.Fatalf("launch with a bad flag: %v", err)
 	}
+	c.AssertNoCrashRecovery(t)
+}
+
+// TestWorkerSPITerminate ports t/002_worker_terminate.pl (PostgreSQL 19):
+// a dynamic worker connected to a database blocks CREATE DATABASE ...
+// TEMPLATE, ALTER DATABASE RENAME / SET TABLESPACE and DROP DATABASE on it,
+// unless it was registered interruptible (BGWORKER_INTERRUPTIBLE, which
+// PostgreSQL 19 added), in which case those commands terminate it.
+//
+// What each upstream assertion sees, by version:
+//
+//	launch (worker initialized, in pg_stat_activity)     15, 17, 18: yes, as 19
+//	CREATE DATABASE ... TEMPLATE blocked by the worker   15, 17, 18: yes, as 19 (after 5 s of retries:
+//	                                                     upstream shortens them with an injection
+//	                                                     point, which these builds lack)
+//	the worker still runs after it                       15, 17, 18: yes, as 19
+//	interruptible worker stopped by CREATE DATABASE ...
+//	TEMPLATE, ALTER DATABASE RENAME, ALTER DATABASE SET
+//	TABLESPACE, DROP DATABASE                            15, 17, 18: cannot run: worker_spi_launch(...,
+//	                                                     true) fails, "EnableInterruptible
+//	                                                     (BGWORKER_INTERRUPTIBLE) needs PostgreSQL 19
+//	                                                     or later"; skipped with that reason
+//
+// Not in upstream's test: before 19, DROP DATABASE ... WITH (FORCE)
+// terminates the workers connected to the database (what the README
+// suggests there); checked on every version.
+func TestWorkerSPITerminate(t *testing.T) {
+	ext := pgtest.Build(t, sourcePath("examples/worker_spi"))
+	c := pgtest.Start(t, pgtest.Options{Extensions: []*pgtest.Extension{ext}})
+	ctx := context.Background()
+	conn := c.Connect(t)
+	version := serverVersionNum(t, ctx, conn)
+	mustQuery(t, ctx, conn, "CREATE EXTENSION worker_spi")
+
+	// waitLogAfter waits for re in the log written after offset.
+	waitLogAfter := func(t *testing.T, offset int, re *regexp.Regexp) {
+		t.Helper()
+		pgtest.Eventually(t, 30*time.Second, "log line "+re.String(), func() (bool, error) {
+			return re.MatchString(c.Log()[offset:]), nil
+		})
+	}
+	// launch is upstream's launch_bgworker: from a session on db, a worker
+	// in db; it returns the worker's pid once it has initialized.
+	launch := func(t *testing.T, db string, testcase int, interruptible bool) string {
+		t.Helper()
+		offset := len(c.Log())
+		dbc := connectDB(t, c, db)
+		pid := mustQuery(t, ctx, dbc, fmt.Sprintf(`SELECT worker_spi_launch(%d, oid, 0, '{}', %t)
+			FROM pg_database WHERE datname = current_database()`, testcase, interruptible))
+		dbc.Close(ctx) // as psql's session ends: it would block the commands below
+		waitLogAfter(t, offset, regexp.MustCompile(fmt.Sprintf(`LOG: .*worker_spi dynamic worker %d initialized with .*\..*`, testcase)))
+		if got := mustQuery(t, ctx, conn, "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid = "+pid); got != "true" {
+			t.Fatalf("dynamic bgworker %d launched: %q", testcase, got)
+		}
+		return pid
+	}
+	terminated := regexp.MustCompile(`terminating background worker "worker_spi dynamic" due to administrator command`)
+	// stoppedBy is upstream's run_bgworker_interruptible_test.
+	stoppedBy := func(t *testing.T, command, pid string) {
+		t.Helper()
+		offset := len(c.Log())
+		mustQuery(t, ctx, conn, command)
+		waitLogAfter(t, offset, terminated)
+		pollQuery(t, ctx, conn, "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = "+pid, "true")
+	}
+
+	t.Run("a worker that is not interruptible blocks CREATE DATABASE TEMPLATE", func(t *testing.T) {
+		launch(t, "postgres", 0, false)
+		_, err := conn.Exec(ctx, "CREATE DATABASE testdb WITH TEMPLATE postgres")
+		if err == nil || !strings.Contains(err.Error(), `source database "postgres" is being accessed by other users`) {
+			t.Fatalf("CREATE DATABASE testdb WITH TEMPLATE postgres: %v", err)
+		}
+		if got := mustQuery(t, ctx, conn, "SELECT count(1) FROM pg_stat_activity WHERE backend_type = 'worker_spi dynamic'"); got != "1" {
+			t.Fatalf("workers still running after CREATE DATABASE WITH TEMPLATE: %s, want 1", got)
+		}
+		mustQuery(t, ctx, conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'worker_spi dynamic'")
+		pollQuery(t, ctx, conn, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'worker_spi dynamic'", "0")
+	})
+
+	if version < 190000 {
+		t.Run("before 19, an interruptible worker is refused", func(t *testing.T) {
+			_, err := conn.Exec(ctx, "SELECT worker_spi_launch(1, 0, 0, '{}', true)")
+			if err == nil || !strings.Contains(err.Error(), "EnableInterruptible (BGWORKER_INTERRUPTIBLE) needs PostgreSQL 19 or later") {
+				t.Fatalf("worker_spi_launch(1, 0, 0, '{}', true): %v", err)
+			}
+		})
+	}
+	// The four commands of upstream's cases 1 to 4, in order: each works on
+	// the database the one before left.
+	for i, tc := range []struct{ name, db, command string }{
+		{"CREATE DATABASE WITH TEMPLATE", "postgres", "CREATE DATABASE testdb WITH TEMPLATE postgres"},
+		{"ALTER DATABASE RENAME", "testdb", "ALTER DATABASE testdb RENAME TO renameddb"},
+		{"ALTER DATABASE SET TABLESPACE", "renameddb", "ALTER DATABASE renameddb SET TABLESPACE test_tablespace"},
+		{"DROP DATABASE", "renameddb", "DROP DATABASE renameddb"},
+	} {
+		t.Run("interruptible worker stopped by "+tc.name, func(t *testing.T) {
+			if version < 190000 {
+				t.Skipf("BGWORKER_INTERRUPTIBLE is PostgreSQL 19's; this server is %d", version)
+			}
+			if tc.name == "ALTER DATABASE SET TABLESPACE" {
+				// An in-place tablespace (under pg_tblspc) needs no
+				// directory owned by the server's user.
+				mustQuery(t, ctx, conn, "SET allow_in_place_tablespaces = on")
+				mustQuery(t, ctx, conn, "CREATE TABLESPACE test_tablespace LOCATION ''")
+			}
+			pid := launch(t, tc.db, i+1, true)
+			stoppedBy(t, tc.command, pid)
+		})
+	}
+
+	t.Run("DROP DATABASE WITH (FORCE) terminates a worker that is not interruptible", func(t *testing.T) {
+		mustQuery(t, ctx, conn, "CREATE DATABASE forcedb")
+		forcedb := connectDB(t, c, "forcedb")
+		mustQuery(t, ctx, forcedb, "CREATE EXTENSION worker_spi")
+		forcedb.Close(ctx)
+		pid := launch(t, "forcedb", 5, false)
+		stoppedBy(t, "DROP DATABASE forcedb WITH (FORCE)", pid)
+	})
 	c.AssertNoCrashRecovery(t)
 }

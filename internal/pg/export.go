@@ -103,11 +103,27 @@ const (
 
 var role atomic.Int32
 
+// abiMismatch refuses a loader built with another pggo_api layout: a Go
+// library installed over a running server (README, "Deploying and
+// upgrading") meets the loader the postmaster preloaded, which only a
+// server restart replaces. abi_version is the table's first field in
+// every layout, so reading it is safe whatever the rest is.
+func abiMismatch(api *C.pggo_api) error {
+	if v := int(api.abi_version); v != int(C.PGGO_ABI_VERSION) {
+		return fmt.Errorf("pggo: this Go library needs loader ABI %d but the running loader has ABI %d: "+
+			"the loader changed with this build; restart PostgreSQL to load it", int(C.PGGO_ABI_VERSION), v)
+	}
+	return nil
+}
+
 //export pggo_go_collect
 func pggo_go_collect(api *C.pggo_api, specs **C.pggo_spec, nspecs *C.int, errmsg **C.char) C.int {
 	C.set_api_from_export(api)
 	role.Store(roleInit)
 	list, err := runInits()
+	if abiErr := abiMismatch(api); abiErr != nil {
+		err = abiErr
+	}
 	if err != nil {
 		*errmsg = C.CString(err.Error())
 		return 1
@@ -151,6 +167,10 @@ func pggo_go_run_worker(api *C.pggo_api, function *C.char, arg C.uintptr_t, exit
 	C.set_api_from_export(api)
 	role.Store(roleWorker)
 	name := C.GoString(function)
+	if err := abiMismatch(api); err != nil {
+		fillExit(exit, "background worker function", name, err)
+		return 1
+	}
 	err := runWorker(name, uintptr(arg))
 	if err == nil {
 		return 0
@@ -170,6 +190,10 @@ func pggo_go_call_function(api *C.pggo_api, function *C.char, args *C.char, args
 	C.set_api_from_export(api)
 	role.Store(roleFunction)
 	name := C.GoString(function)
+	if err := abiMismatch(api); err != nil {
+		fillFunctionError(exit, name, err)
+		return 1
+	}
 	out, err := callFunction(name, C.GoBytes(unsafe.Pointer(args), C.int(argslen)))
 	if req := pendingExit(); req != nil {
 		ExitProcess(req.Code, req.message(), "")
@@ -344,7 +368,8 @@ func fillFunctionError(exit *C.pggo_error, function string, err error) {
 	case errors.As(err, &pe):
 		msg = fmt.Sprintf("SQL function %q panicked: %v", function, pe.Value)
 		detail = "Go stack:\n" + string(pe.Stack)
-	case errors.As(err, &pgErr) && pgErr == err:
+	case errors.As(err, &pgErr) && (pgErr == err || err.Error() == pgErr.Error()):
+		// The error itself, or a wrapper adding no text (bgworker.ErrNoSlot's).
 		msg = pgErr.Message
 	}
 	if pgErr != nil {

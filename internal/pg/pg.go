@@ -119,6 +119,7 @@ import (
 const (
 	FlagShmemAccess        = int(C.PGGO_SHMEM_ACCESS)
 	FlagDatabaseConnection = int(C.PGGO_DATABASE_CONNECTION)
+	FlagInterruptible      = int(C.PGGO_INTERRUPTIBLE)
 
 	StartPostmaster       = int(C.PGGO_START_POSTMASTER)
 	StartConsistent       = int(C.PGGO_START_CONSISTENT)
@@ -867,10 +868,11 @@ func (h *Handle) Free() {
 	}
 }
 
-// RegisterDynamic runs RegisterDynamicBackgroundWorker.
-func RegisterDynamic(s Spec) (*Handle, error) {
+// RegisterDynamic runs RegisterDynamicBackgroundWorker. noSlot tells that
+// err is the server being full (nothing raised, nothing registered).
+func RegisterDynamic(s Spec) (h *Handle, noSlot bool, err error) {
 	if err := needAPI(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	strs := []*C.char{C.CString(s.Name), C.CString(s.Type), C.CString(s.Library), C.CString(s.Function), C.CString(s.Extra)}
 	defer func() {
@@ -883,12 +885,13 @@ func RegisterDynamic(s Spec) (*Handle, error) {
 		flags: C.int(s.Flags), start_time: C.int(s.StartTime), restart_time: C.int(s.RestartTime),
 		arg: C.uintptr_t(s.Arg), notify_pid: C.int(s.NotifyPID),
 	}
-	var h unsafe.Pointer
+	var p unsafe.Pointer
 	var e C.pggo_error
-	if C.call_register_dynamic(&spec, &h, &e) != 0 {
-		return nil, convError(&e)
+	if C.call_register_dynamic(&spec, &p, &e) != 0 {
+		full := e.code == C.PGGO_ENOSLOT
+		return nil, full, convError(&e)
 	}
-	return &Handle{p: h}, nil
+	return &Handle{p: p}, false, nil
 }
 
 // HandleOp runs one operation on a dynamic worker's handle and returns the

@@ -57,6 +57,11 @@ func launch(args *fmgr.Args) (any, error) {
 	}
 	w, err := b.LoadDynamic()
 	if err != nil {
+		var pgErr *pggo.Error
+		// A full server must match bgworker.ErrNoSlot and stay a *pggo.Error.
+		if errors.As(err, &pgErr) && pgErr.SQLState == "53400" && !errors.Is(err, bgworker.ErrNoSlot) {
+			return nil, errors.New("testext: a 53400 error that does not match bgworker.ErrNoSlot")
+		}
 		return nil, err
 	}
 	launched = append(launched, w)

@@ -6,7 +6,10 @@
  *
  * RegisterDynamicBackgroundWorker only says "no" when it fails; the reason
  * is found here (no free slot, or not a process that may register one) and
- * returned as an error with a hint, never ignored.
+ * returned as an error with a hint, never ignored. A full server is not
+ * raised as an ERROR but returned (PGGO_ENOSLOT): inside a SQL function a
+ * raised ERROR cannot be caught by Go, and a caller may treat a full server
+ * as an ordinary outcome (worker_spi_launch returns NULL).
  *
  *-------------------------------------------------------------------------
  */
@@ -23,6 +26,8 @@ typedef struct RegisterArgs
 {
 	const pggo_spec *spec;
 	void	   *handle;
+	bool		no_slot;
+	char		name[BGW_MAXLEN];
 } RegisterArgs;
 
 static void
@@ -42,12 +47,12 @@ op_register_dynamic(void *p)
 						w.bgw_name),
 				 errhint("In OnInit, register static workers with Load; call LoadDynamic from a worker or a SQL function.")));
 	if (!RegisterDynamicBackgroundWorker(&w, &h))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not register background worker \"%s\": no free background worker slot",
-						w.bgw_name),
-				 errhint("Every one of the max_worker_processes (%d) slots is in use; raise max_worker_processes (needs a restart) or wait for a worker to exit.",
-						 max_worker_processes)));
+	{
+		/* The only reason left once IsUnderPostmaster holds. */
+		a->no_slot = true;
+		strlcpy(a->name, w.bgw_name, sizeof(a->name));
+		return;
+	}
 
 	/*
 	 * The handle is opaque and palloc'd in a context that may go away; Go
@@ -65,11 +70,21 @@ op_register_dynamic(void *p)
 int
 api_register_dynamic(const pggo_spec *spec, void **handle, pggo_error *err)
 {
-	RegisterArgs a = {spec, NULL};
+	RegisterArgs a = {spec, NULL, false, ""};
+	char		text[256];
 
 	*handle = NULL;
 	if (pggo_guard(op_register_dynamic, &a, err) != 0)
 		return -1;
+	if (a.no_slot)
+	{
+		snprintf(text, sizeof(text), "could not register background worker \"%s\": no free background worker slot", a.name);
+		pggo_set_error(err, PGGO_ENOSLOT, "53400", text);
+		snprintf(text, sizeof(text), "Every one of the max_worker_processes (%d) slots is in use; raise max_worker_processes (needs a restart) or wait for a worker to exit.",
+				 max_worker_processes);
+		err->hint = pggo_xstrdup(text);
+		return -1;
+	}
 	*handle = a.handle;
 	return 0;
 }

@@ -138,6 +138,18 @@ pggo_fill_bgw(BackgroundWorker *w, const pggo_spec *s)
 	strlcpy(w->bgw_extra, s->extra, sizeof(w->bgw_extra));
 	w->bgw_flags = ((s->flags & PGGO_SHMEM_ACCESS) ? BGWORKER_SHMEM_ACCESS : 0) |
 		((s->flags & PGGO_DATABASE_CONNECTION) ? BGWORKER_BACKEND_DATABASE_CONNECTION : 0);
+	if (s->flags & PGGO_INTERRUPTIBLE)
+	{
+#ifdef BGWORKER_INTERRUPTIBLE
+		w->bgw_flags |= BGWORKER_INTERRUPTIBLE;
+#else
+		/* Go refuses this first (Builder.validate); never register without it. */
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("background worker \"%s\": bgworker.EnableInterruptible needs PostgreSQL 19 or later; this server is %s",
+						s->name, PG_VERSION)));
+#endif
+	}
 	w->bgw_start_time = s->start_time == PGGO_START_CONSISTENT ? BgWorkerStart_ConsistentState :
 		s->start_time == PGGO_START_RECOVERY_FINISHED ? BgWorkerStart_RecoveryFinished :
 		BgWorkerStart_PostmasterStart;

@@ -79,6 +79,10 @@ api_worker_info(pggo_spec *out)
 	out->extra = w->bgw_extra;
 	out->flags = ((w->bgw_flags & BGWORKER_SHMEM_ACCESS) ? PGGO_SHMEM_ACCESS : 0) |
 		((w->bgw_flags & BGWORKER_BACKEND_DATABASE_CONNECTION) ? PGGO_DATABASE_CONNECTION : 0);
+#ifdef BGWORKER_INTERRUPTIBLE
+	if (w->bgw_flags & BGWORKER_INTERRUPTIBLE)
+		out->flags |= PGGO_INTERRUPTIBLE;
+#endif
 	out->start_time = w->bgw_start_time;
 	out->restart_time = w->bgw_restart_time;
 	out->arg = (uintptr_t) w->bgw_main_arg;

@@ -27,14 +27,16 @@ enum
 	PGGO_EWRONG_THREAD = 2,		/* called from a thread other than the worker's */
 	PGGO_ENOTX = 3,				/* needs a transaction and none is open */
 	PGGO_ETXABORTED = 4,		/* the transaction was already rolled back */
-	PGGO_EUSAGE = 5				/* misuse described in message */
+	PGGO_EUSAGE = 5,			/* misuse described in message */
+	PGGO_ENOSLOT = 6			/* register_dynamic: no free worker slot (nothing raised) */
 };
 
 /* Worker flags and start times, as pggo names them (mapped to PostgreSQL's). */
 enum
 {
 	PGGO_SHMEM_ACCESS = 1,
-	PGGO_DATABASE_CONNECTION = 2
+	PGGO_DATABASE_CONNECTION = 2,
+	PGGO_INTERRUPTIBLE = 4		/* BGWORKER_INTERRUPTIBLE, 19+ */
 };
 enum
 {
