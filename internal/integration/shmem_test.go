@@ -206,3 +206,42 @@ func TestMessageQueues(t *testing.T) {
 	})
 	c.AssertNoCrashRecovery(t)
 }
+
+// TestSharedMemoryLockWaitPostmasterDeath: a worker waiting for a region's
+// lock, which another worker holds forever, exits promptly when the
+// postmaster dies (PostgreSQL's own LWLock wait sleeps on a semaphore and
+// would never notice).
+func TestSharedMemoryLockWaitPostmasterDeath(t *testing.T) {
+	c, conn := startDynamic(t, nil)
+	ctx := context.Background()
+	var holder, waiter int
+	if err := conn.QueryRow(ctx, "SELECT testext_shm_start('hold')").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(holder, syscall.SIGKILL)
+	pgtest.Eventually(t, 20*time.Second, "the holder to take the lock", func() (bool, error) {
+		return field(t, shmState(t, conn, "hold"), "holder") == int64(holder), nil
+	})
+	if err := conn.QueryRow(ctx, "SELECT testext_shm_start('wait')").Scan(&waiter); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(waiter, syscall.SIGKILL)
+	// The waiter shows the region's name as its LWLock wait event.
+	pgtest.Eventually(t, 20*time.Second, "the waiter to wait on LWLock testext.hold", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'LWLock' AND wait_event = 'testext.hold'", waiter).Scan(&n)
+		return n == 1, err
+	})
+	conn.Close(ctx)
+	start := time.Now()
+	if err := syscall.Kill(c.PostmasterPID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	took := waitGone(t, waiter, start, 5*time.Second)
+	t.Logf("the waiter exited %v after SIGKILL of the postmaster", took)
+	if !pgtest.ProcessAlive(holder) {
+		t.Fatalf("the holder (which never releases) exited too: the lock was not held forever")
+	}
+	syscall.Kill(holder, syscall.SIGKILL)
+	waitGone(t, holder, time.Now(), 5*time.Second)
+}
