@@ -37,7 +37,7 @@
  * condition variable in the region's header (a latch wait that exits on
  * postmaster death and checks interrupts), reporting wait event class
  * LWLock with the region's tranche, and tries again when woken. A release
- * broadcasts that condition variable when the header counts waiters (one
+ * signals that condition variable when the header counts waiters (one
  * atomic read otherwise). A holder that exits without releasing (FATAL,
  * ERROR: PostgreSQL's LWLockReleaseAll) posts nothing, so the sleep also
  * times out every PGGO_LOCK_POLL_MS.
@@ -307,9 +307,23 @@ dsm_region_init(void *ptr)
 	LWLockInitialize(&hdr->h.lock, hdr->h.tranche);
 }
 
+/*
+ * A lock wait that ends the process (WL_EXIT_ON_PM_DEATH in the condition
+ * variable's sleep) leaves the sleep to be cancelled by ProcKill, which
+ * runs after DSM segments are unmapped: cancel it while the segment that
+ * holds the condition variable is still there.
+ */
+static void
+cancel_sleep_at_exit(int code, Datum arg)
+{
+	ConditionVariableCancelSleep();
+}
+
 static void
 op_dsm_attach(void *p)
 {
+	static bool exit_hook;
+
 	PggoRegion *r = p;
 	bool		found;
 	void	   *base;
@@ -319,6 +333,11 @@ op_dsm_attach(void *p)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pggo: shared memory region \"%s\" needs a process with shared memory access",
 						r->name)));
+	if (!exit_hook)
+	{
+		before_shmem_exit(cancel_sleep_at_exit, 0);
+		exit_hook = true;
+	}
 	dsm_pending = r;
 	base = GetNamedDSMSegment(r->key, region_space(r), dsm_region_init, &found);
 	dsm_pending = NULL;
@@ -393,7 +412,7 @@ api_shmem_region(const char *name, uint64_t size, uint32_t align, void **data,
 #else
 		snprintf(msg, sizeof(msg),
 				 "shared memory region \"%s\" was not reserved at server start: add the extension to shared_preload_libraries (regions of a library loaded later need PostgreSQL 17's DSM registry; this is PostgreSQL %s), and declare the region with shmem.Declare in a package-level variable",
-				 name, PG_VERSION);
+				 name, PG_MAJORVERSION);
 		pggo_set_error(err, PGGO_EUSAGE, "55000", msg);
 		return -1;
 #endif
@@ -429,12 +448,16 @@ typedef struct LockArgs
 /*
  * Sleep until the lock is ours. Registered as a waiter before the first
  * try, so a release either sees the count or happens before that try (both
- * sides pass a full barrier between their write and their read).
+ * sides pass a full barrier between their write and their read). A
+ * release wakes one waiter (a broadcast would wake them all to fight over
+ * one exclusive lock); one that gets it shared wakes the next, which may
+ * share it too.
  */
 static void
 wait_for_lock(PggoRegion *r, LWLockMode mode)
 {
 	PggoRegionHeaderData *h = &r->hdr->h;
+	volatile bool acquired = false;
 
 	pg_atomic_fetch_add_u32(&h->waiters, 1);
 	PG_TRY();
@@ -443,11 +466,14 @@ wait_for_lock(PggoRegion *r, LWLockMode mode)
 		while (!LWLockConditionalAcquire(r->lock, mode))
 			(void) ConditionVariableTimedSleep(&h->cv, PGGO_LOCK_POLL_MS,
 											   PG_WAIT_LWLOCK | (uint32) r->tranche);
+		acquired = true;
 	}
 	PG_FINALLY();
 	{
 		ConditionVariableCancelSleep();
-		pg_atomic_fetch_sub_u32(&h->waiters, 1);
+		/* Leaving without the lock (an ERROR): pass a wake-up on. */
+		if (pg_atomic_sub_fetch_u32(&h->waiters, 1) != 0 && (mode == LW_SHARED || !acquired))
+			ConditionVariableSignal(&h->cv);
 	}
 	PG_END_TRY();
 }
@@ -470,7 +496,7 @@ op_lock(void *p)
 			LWLockRelease(lock);
 		pg_memory_barrier();
 		if (pg_atomic_read_u32(&a->r->hdr->h.waiters) != 0)
-			ConditionVariableBroadcast(&a->r->hdr->h.cv);
+			ConditionVariableSignal(&a->r->hdr->h.cv);
 		return;
 	}
 	if (LWLockHeldByMe(lock))
