@@ -8,8 +8,13 @@
 // The worker runs the query in the caller's database as the caller's role
 // and streams the rows back over a message queue (package shmem); a
 // failing query's SQLSTATE and message reach the caller of
-// background_result. The functions are revoked from PUBLIC by the
-// generated background.sql: GRANT EXECUTE to the roles that may use them.
+// background_result.
+//
+// Install it as pg_background is installed, without preloading: `pggo
+// install ./examples/background` (or `pggo build`, which writes
+// background.control and background--VERSION.sql), then
+// `CREATE EXTENSION background`. The functions are revoked from PUBLIC:
+// GRANT EXECUTE to the roles that may use them.
 package main
 
 import (
