@@ -12,10 +12,12 @@ import (
 
 // TestBackgroundExample runs examples/background, the pg_background-class
 // extension: a query in a worker, its rows streamed back over a queue.
-// Installed as pg_background is: CREATE EXTENSION, not preloaded.
+// Installed as pg_background is: CREATE EXTENSION, not preloaded; another
+// pggo extension (testext) is preloaded, so the two loaders share every
+// process and each must still find its own Go library.
 func TestBackgroundExample(t *testing.T) {
 	ext := pgtest.Build(t, sourcePath("examples/background"))
-	c := pgtest.Start(t, pgtest.Options{Extensions: []*pgtest.Extension{ext}})
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{testext(t).Loader}, Extensions: []*pgtest.Extension{ext}})
 	conn := c.Connect(t)
 	ctx := context.Background()
 	if _, err := conn.Exec(ctx, "CREATE EXTENSION background"); err != nil {
