@@ -255,6 +255,32 @@ func lockWaitPostmasterDeath(t *testing.T, c *pgtest.Cluster, conn *pgx.Conn) {
 		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'LWLock' AND wait_event = 'testext.hold'", waiter).Scan(&n)
 		return n == 1, err
 	})
+
+	// A backend waiting for the same lock: a query cancel ends its wait.
+	conn2 := c.Connect(t)
+	var backend int
+	if err := conn2.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- conn2.QueryRow(ctx, "SELECT testext_shm_state('lock_hold')").Scan(new(string)) }()
+	pgtest.Eventually(t, 20*time.Second, "the backend to wait on LWLock testext.hold", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'LWLock' AND wait_event = 'testext.hold'", backend).Scan(&n)
+		return n == 1, err
+	})
+	if _, err := conn.Exec(ctx, "SELECT pg_cancel_backend($1)", backend); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-cancelled:
+		if sqlState(err) != "57014" {
+			t.Fatalf("a cancelled lock wait: %v, want 57014", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a query cancel did not end the backend's lock wait")
+	}
+
 	conn.Close(ctx)
 	start := time.Now()
 	if err := syscall.Kill(c.PostmasterPID(), syscall.SIGKILL); err != nil {

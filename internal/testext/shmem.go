@@ -236,6 +236,10 @@ func shmState(args *fmgr.Args) (any, error) {
 			return nil, err
 		}
 		return fmt.Sprintf("holder=%d waiting=%d got=%d", r.Holder.Load(), r.Waiting.Load(), r.Got.Load()), nil
+	case "lock_hold":
+		// Waits for the hold region's lock in a backend (a query cancel
+		// must end the wait).
+		return "got", shmHold.Lock(shmem.Exclusive, func(*holdRegion) {})
 	case "bump":
 		c, err := shmCtr.Get()
 		if err != nil {
