@@ -33,7 +33,8 @@
  * Lock waits. LWLockAcquire sleeps on the process's semaphore, which
  * nothing but the lock's release posts: a waiter never notices that the
  * postmaster died, nor a query cancel. So a region's lock is taken with
- * LWLockConditionalAcquire, and a process that finds it taken sleeps on a
+ * LWLockConditionalAcquire, and a process that finds it taken spins a
+ * little, then sleeps on a
  * condition variable in the region's header (a latch wait that exits on
  * postmaster death and checks interrupts), reporting wait event class
  * LWLock with the region's tranche, and tries again when woken. A release
@@ -90,6 +91,9 @@ StaticAssertDecl(sizeof(PggoRegionHeader) == PG_CACHE_LINE_SIZE, "region header 
 
 /* Longest sleep of a lock wait before trying again regardless. */
 #define PGGO_LOCK_POLL_MS 10
+
+/* Tries of a contended lock, pg_spin_delay() apart, before sleeping. */
+#define PGGO_LOCK_SPINS 50
 
 #define PGGO_REGION_MAGIC 0x70676f72	/* "pgor" */
 
@@ -503,8 +507,21 @@ op_lock(void *p)
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("pggo: this process already holds the lock; LWLocks do not nest")));
-	if (!LWLockConditionalAcquire(lock, mode))
-		wait_for_lock(a->r, mode);
+	/*
+	 * Critical sections are short: a few microseconds of spinning spare
+	 * most contended acquisitions a sleep and a latch wake-up (4 workers x
+	 * 100k increments: ~270 ms without, ~190 ms with, ~185 ms for
+	 * LWLockAcquire).
+	 */
+	for (int i = 0; !LWLockConditionalAcquire(lock, mode); i++)
+	{
+		if (i == PGGO_LOCK_SPINS)
+		{
+			wait_for_lock(a->r, mode);
+			break;
+		}
+		pg_spin_delay();
+	}
 }
 
 int
