@@ -46,6 +46,17 @@ func TestBackgroundExample(t *testing.T) {
 		t.Logf("100,000 rows round trip in %v", time.Since(start))
 	})
 
+	t.Run("quick queries: the worker may exit before launch returns", func(t *testing.T) {
+		// A worker that sends its one row and exits before background_launch
+		// asks for its pid must not make the launch fail.
+		for i := 0; i < 100; i++ {
+			var x int
+			if err := conn.QueryRow(ctx, "SELECT x FROM background_result(background_launch('SELECT 1')) AS (x int)").Scan(&x); err != nil || x != 1 {
+				t.Fatalf("round trip %d: %d, %v", i, x, err)
+			}
+		}
+	})
+
 	t.Run("the query's SQLSTATE reaches the caller", func(t *testing.T) {
 		_, err := conn.Exec(ctx, "SELECT * FROM background_result(background_launch('SELECT 1/0')) AS (x int)")
 		if sqlState(err) != "22012" || !strings.Contains(err.Error(), "division by zero") {
