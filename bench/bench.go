@@ -89,6 +89,18 @@ var Workloads = []Workload{
 	{Name: "read", Title: "read rows of (int8, text, timestamptz, numeric) into values", Unit: "row", N: 1_000_000, Smoke: 2_000},
 	{Name: "do", Title: "`bgworker.Do` round trip from a goroutine to the worker's thread (empty fn)", Unit: "round trip", N: 100_000, Smoke: 200},
 	{Name: "launch", Title: "dynamic worker launch → its first line of code (median of N)", Unit: "launch", N: 50, Smoke: 3, PerOpFromJob: true},
+	{Name: "queue_64", Title: "message queue: 64 B messages from a dynamic worker through one 64 kB shm_mq (launch included)", Unit: "message", N: 1_000_000, Smoke: 1_000},
+	{Name: "queue_8k", Title: "message queue: 8 kB messages from a dynamic worker through one 64 kB shm_mq (launch included)", Unit: "message", N: 100_000, Smoke: 100},
+	{Name: "bg_small", Title: "examples/background: `background_result(background_launch('SELECT 1'))` round trip", Unit: "round trip", N: 200, Smoke: 3},
+	{Name: "bg_100k", Title: "examples/background: one query of N rows `(int, md5 text)` run in a worker, rows counted by the caller", Unit: "row", N: 100_000, Smoke: 1_000},
+}
+
+// QueueMessageSize is the message size of a queue_* workload.
+func QueueMessageSize(workload string) int {
+	if workload == "queue_8k" {
+		return 8192
+	}
+	return 64
 }
 
 // Contender names, in the order every round runs them.

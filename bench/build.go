@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"github.com/pggo/pggo/pgtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,9 @@ var CSource string
 type libraries struct {
 	goLoader string // gobench.so, the pggo loader (its Go library is next to it)
 	cLib     string // cbench.so
+	// background is examples/background, installed with CREATE EXTENSION
+	// (not preloaded, as pg_background is used).
+	background *pgtest.Extension
 }
 
 // buildAll builds bench/gobench with pggo's builder and bench/cbench with cc,
@@ -49,7 +53,8 @@ func buildAll(t testing.TB, cfg Config) libraries {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return libraries{goLoader: res.Loader, cLib: cLib}
+	bg := pgtest.Build(t, filepath.Join(sourceDir(), "..", "examples", "background"))
+	return libraries{goLoader: res.Loader, cLib: cLib, background: bg}
 }
 
 // BuildC compiles the C worker into dir/cbench.so with the flags PostgreSQL

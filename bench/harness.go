@@ -37,7 +37,8 @@ func startCluster(t testing.TB, cfg Config, libs libraries) *harness {
 	t.Helper()
 	cfg.logf("starting the cluster")
 	c := pgtest.Start(t, pgtest.Options{
-		Preload: []string{libs.goLoader, libs.cLib},
+		Preload:    []string{libs.goLoader, libs.cLib},
+		Extensions: []*pgtest.Extension{libs.background},
 		Settings: map[string]string{
 			// Background noise off: no autovacuum or checkpoints in the middle of a run.
 			"autovacuum":           "off",
@@ -173,6 +174,9 @@ func (h *harness) setup(ctx context.Context) error {
 	if _, err := h.ctl.Exec(ctx, fmt.Sprintf(
 		"CREATE FUNCTION pggo_set_latch(int4) RETURNS bool AS %s, 'pggo_set_latch' LANGUAGE C STRICT",
 		quoteLiteral(h.libs.goLoader))); err != nil {
+		return err
+	}
+	if _, err := h.ctl.Exec(ctx, "CREATE EXTENSION background"); err != nil {
 		return err
 	}
 	sizes := []int64{warmUpRead}
@@ -395,6 +399,9 @@ func (c *workerContender) start(ctx context.Context) error {
 func (c *workerContender) run(ctx context.Context, w Workload, n int64) (Sample, int64, error) {
 	if w.Name == "do" && c.contender == C {
 		return Sample{}, 0, fmt.Errorf("%w: a C worker has no goroutines to hand work over", ErrNotApplicable)
+	}
+	if strings.HasPrefix(w.Name, "bg_") {
+		return Sample{}, 0, fmt.Errorf("%w: examples/background is called from a session", ErrNotApplicable)
 	}
 	var id int64
 	if err := c.h.ctl.QueryRow(ctx, "INSERT INTO bench_jobs(contender, workload, n) VALUES ($1, $2, $3) RETURNING id",
@@ -647,6 +654,30 @@ func (c *pgxContender) run(ctx context.Context, w Workload, n int64) (Sample, in
 				rows++
 			}
 			return rows, r.Err()
+		}
+	case "bg_small":
+		// Launch, run, stream back, read: one worker per round trip.
+		fn = func() (int64, error) {
+			for i := int64(0); i < n; i++ {
+				var x int64
+				if err := conn.QueryRow(ctx, "SELECT x FROM background_result(background_launch('SELECT 1')) AS (x int)").Scan(&x); err != nil {
+					return i, err
+				}
+				checksum += x
+			}
+			return n, nil
+		}
+	case "bg_100k":
+		fn = func() (int64, error) {
+			var rows, bad int64
+			err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE m <> md5(g::text))
+				FROM background_result(background_launch($1)) AS (g int, m text)`,
+				fmt.Sprintf("SELECT g, md5(g::text) FROM generate_series(1, %d) g", n)).Scan(&rows, &bad)
+			if err == nil && bad != 0 {
+				err = fmt.Errorf("%d rows with a wrong md5", bad)
+			}
+			checksum = rows
+			return rows, err
 		}
 	default:
 		return Sample{}, 0, fmt.Errorf("%w: a client cannot run %s", ErrNotApplicable, w.Name)

@@ -474,6 +474,9 @@ func Markdown(s *Summary, analysisPath string) string {
 				cpu = fmt.Sprintf("%s (%.2f)", fmtDur(e.CPUPerOpNS.Median), e.CPURatioToC)
 			}
 			var notes []string
+			if strings.HasPrefix(w.Name, "queue_") {
+				notes = append(notes, fmt.Sprintf("%.0f MB/s of %d B messages", e.OpsPerSec*float64(QueueMessageSize(w.Name))/1e6, QueueMessageSize(w.Name)))
+			}
 			if c == Go && w.Name != "launch" {
 				notes = append(notes, fmt.Sprintf("%.2f Go allocs, %.0f B per %s", e.GoAllocsPerOp, e.GoBytesPerOp, w.Unit))
 			}
@@ -486,8 +489,12 @@ func Markdown(s *Summary, analysisPath string) string {
 				notes = append(notes, fmt.Sprintf("all %d launches: median %s, min %s, max %s", len(all),
 					fmtDur(st.Median), fmtDur(st.Min), fmtDur(st.Max)))
 			}
-			p("| %s | %s | %s – %s | %s | %.3f | %s | %s |\n", contenderTitles[c], fmtDur(e.PerOpNS.Median),
-				fmtDur(e.PerOpNS.Min), fmtDur(e.PerOpNS.Max), fmtRate(e.OpsPerSec), e.RatioToC, cpu, strings.Join(notes, "; "))
+			ratio := "—" // no C baseline (bgworker.Do, examples/background)
+			if e.RatioToC != 0 {
+				ratio = fmt.Sprintf("%.3f", e.RatioToC)
+			}
+			p("| %s | %s | %s – %s | %s | %s | %s | %s |\n", contenderTitles[c], fmtDur(e.PerOpNS.Median),
+				fmtDur(e.PerOpNS.Min), fmtDur(e.PerOpNS.Max), fmtRate(e.OpsPerSec), ratio, cpu, strings.Join(notes, "; "))
 		}
 		p("\n")
 	}

@@ -16,9 +16,11 @@
 //	})
 //
 // The postmaster never runs Go, so the init helper reports the declared
-// regions and the loader reserves them when the server starts (the
-// extension must be in shared_preload_libraries); the postmaster only zeroes
-// them. The first process that uses a region from Go runs its init function,
+// regions and the loader reserves them when the server starts, when the
+// extension is in shared_preload_libraries; the postmaster only zeroes
+// them. A library loaded later (CREATE EXTENSION, a function call) gets
+// its regions from PostgreSQL 17's DSM registry instead; before 17 that is
+// an error saying the library must be preloaded. The first process that uses a region from Go runs its init function,
 // under the region's lock; every later process attaches to the initialised
 // region. After a crash the postmaster re-creates shared memory, and the
 // region is initialised once more, by the first process that uses it.
@@ -188,8 +190,9 @@ func (r *Region[T]) runInit(p *T, initialised *uint32) (err error) {
 // Lock runs fn with the region's LWLock held in mode. The lock is released
 // when fn returns or panics (the panic goes on), and by PostgreSQL if an
 // ERROR occurs meanwhile. LWLocks are for short critical sections: while
-// one is held, interrupts (query cancel, SIGTERM's die) wait, and a waiter
-// sleeps on a semaphore that does not wake on postmaster death. Do not
+// one is held, interrupts (query cancel, SIGTERM's die) wait. A waiter
+// sleeps on a latch, not on LWLockAcquire's semaphore: it exits if the
+// postmaster dies, and a query cancel ends its wait with an error. Do not
 // nest Locks of the same region (that is an error, not a deadlock), and
 // call Lock only from the worker's (or SQL function's) goroutine:
 // elsewhere it returns pggo.ErrWrongThread.

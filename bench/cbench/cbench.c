@@ -32,6 +32,10 @@
  *						function
  *	launch				n dynamic workers started one after the other; each
  *						records when its first line runs (table bench_launch)
+ *	queue_64, queue_8k	a dynamic worker (cbench_queue_sender) sends n messages
+ *						of 64 B / 8 kB through one 64 kB shm_mq in a DSM
+ *						segment, each flushed at once as pggo's queues do;
+ *						received here with shm_mq_receive, each checked
  *
  * Build (what the harness runs):
  *	cc $(pg_config --cppflags) $(pg_config --cflags) $(pg_config --cflags_sl) \
@@ -56,8 +60,10 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/shm_mq.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -76,6 +82,7 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 CBENCH_EXPORT void cbench_main(Datum arg);
 CBENCH_EXPORT void cbench_launched_main(Datum arg);
+CBENCH_EXPORT void cbench_queue_sender(Datum arg);
 
 static char *cbench_database = NULL;
 static char library_path[MAXPGPATH];
@@ -466,6 +473,87 @@ cbench_launched_main(Datum arg)
 }
 
 
+/*
+ * queue_*: the receiving end here, the sender a dynamic worker that gets
+ * the segment's handle as its argument.
+ */
+#define CBENCH_QUEUE_SIZE 65536
+
+static void
+w_queue(int64 n, int size, Outcome *o)
+{
+	dsm_segment *seg = dsm_create(CBENCH_QUEUE_SIZE, 0);
+	shm_mq	   *mq = shm_mq_create(dsm_segment_address(seg), CBENCH_QUEUE_SIZE);
+	shm_mq_handle *mqh;
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	Size		len;
+	void	   *data;
+
+	shm_mq_set_receiver(mq, MyProc);
+	memset(&w, 0, sizeof(w));
+	snprintf(w.bgw_name, BGW_MAXLEN, "cbench queue sender");
+	snprintf(w.bgw_type, BGW_MAXLEN, "cbench_queue");
+	strlcpy(w.bgw_library_name, library_path, sizeof(w.bgw_library_name));
+	strlcpy(w.bgw_function_name, "cbench_queue_sender", sizeof(w.bgw_function_name));
+	snprintf(w.bgw_extra, BGW_EXTRALEN, "%lld %d", (long long) n, size);
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	w.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	w.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+		elog(ERROR, "cbench: could not register the queue sender (max_worker_processes?)");
+	mqh = shm_mq_attach(mq, seg, handle);
+	for (int64 i = 0; i < n; i++)
+	{
+		int64		seq;
+
+		if (shm_mq_receive(mqh, &len, &data, false) != SHM_MQ_SUCCESS)
+			elog(ERROR, "cbench: message %lld: the sender detached", (long long) i);
+		memcpy(&seq, data, sizeof(seq));
+		if (len != (Size) size || seq != i)
+			elog(ERROR, "cbench: message %lld: %zu bytes, sequence %lld", (long long) i, (size_t) len, (long long) seq);
+		o->rows++;
+		o->checksum++;
+	}
+	if (shm_mq_receive(mqh, &len, &data, false) != SHM_MQ_DETACHED)
+		elog(ERROR, "cbench: a message after the last one");
+	if (WaitForBackgroundWorkerShutdown(handle) != BGWH_STOPPED)
+		elog(ERROR, "cbench: postmaster died");
+	pfree(handle);
+	dsm_detach(seg);
+}
+
+void
+cbench_queue_sender(Datum arg)
+{
+	long long	n = 0;
+	int			size = 64;
+	dsm_segment *seg;
+	shm_mq_handle *mqh;
+	char	   *buf;
+
+	BackgroundWorkerUnblockSignals();
+	if (sscanf(MyBgworkerEntry->bgw_extra, "%lld %d", &n, &size) != 2 || size < 8)
+		elog(ERROR, "cbench: bad bgw_extra \"%s\"", MyBgworkerEntry->bgw_extra);
+	seg = dsm_attach(DatumGetUInt32(arg));
+	if (seg == NULL)
+		elog(ERROR, "cbench: the queue's segment is gone");
+	shm_mq_set_sender(dsm_segment_address(seg), MyProc);
+	mqh = shm_mq_attach(dsm_segment_address(seg), seg, NULL);
+	buf = palloc0(size);
+	for (int64 i = 0; i < n; i++)
+	{
+		memcpy(buf, &i, sizeof(i));
+		if (shm_mq_send(mqh, size, buf, false, true) != SHM_MQ_SUCCESS)
+			elog(ERROR, "cbench: message %lld: the receiver detached", (long long) i);
+	}
+	shm_mq_detach(mqh);
+	dsm_detach(seg);
+}
+
+
 /* ---------------------------------------------------------------------
  * Jobs
  * ---------------------------------------------------------------------
@@ -564,6 +652,10 @@ run_job(const Job *job)
 			w_read(job->n, &o);
 		else if (strcmp(job->workload, "launch") == 0)
 			w_launch(job->id, job->n, &o);
+		else if (strcmp(job->workload, "queue_64") == 0)
+			w_queue(job->n, 64, &o);
+		else if (strcmp(job->workload, "queue_8k") == 0)
+			w_queue(job->n, 8192, &o);
 		else
 			elog(ERROR, "cbench: unknown workload \"%s\"", job->workload);
 		elapsed = monotonic_ns() - t0;

@@ -36,8 +36,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pggo/pggo/shmem"
 	"os"
 	"runtime"
 	"strconv"
@@ -54,6 +56,7 @@ import (
 func init() {
 	bgworker.RegisterFunction("gobench_main", benchMain)
 	bgworker.RegisterFunction("gobench_launched", launchedMain)
+	bgworker.RegisterFunction("gobench_queue_sender", queueSender)
 	pggo.OnInit(func() error {
 		return bgworker.New("pggo bench go").
 			SetType("pggo_bench_go").
@@ -91,6 +94,8 @@ var workloads = map[string]func(j job) (outcome, error){
 	"read":             read,
 	"launch":           launch,
 	"do":               doRoundTrip,
+	"queue_64":         queueReceive(64),
+	"queue_8k":         queueReceive(8192),
 }
 
 // notYet turns the error of an API that is still a stub into errNotYet.
@@ -450,4 +455,65 @@ func doRoundTrip(j job) (o outcome, err error) {
 	}
 	o.rows, o.checksum = n, n
 	return o, doErr
+}
+
+// queueReceive launches a dynamic worker (queueSender) that sends j.n
+// messages of size bytes through one 64 kB queue, and receives them here,
+// checking each one's length and sequence number.
+func queueReceive(size int) func(j job) (outcome, error) {
+	return func(j job) (o outcome, err error) {
+		q, err := shmem.CreateQueue(65536, shmem.Receiver)
+		if err != nil {
+			return o, notYet("shmem.CreateQueue", err)
+		}
+		defer q.Close()
+		w, err := bgworker.New("pggo bench queue sender").SetType("pggo_bench_queue").
+			SetLibrary("gobench").SetFunction("gobench_queue_sender").EnableShmemAccess().
+			SetArgument(q.Handle().Datum()).SetExtra(fmt.Sprintf("%d %d", j.n, size)).
+			SetNotifyPID(os.Getpid()).LoadDynamic()
+		if err != nil {
+			return o, err
+		}
+		if err := q.SetWorker(w); err != nil {
+			return o, err
+		}
+		for i := int64(0); i < j.n; i++ {
+			msg, err := q.Receive()
+			if err != nil {
+				return o, fmt.Errorf("message %d: %w", i, err)
+			}
+			if len(msg) != size || int64(binary.LittleEndian.Uint64(msg)) != i {
+				return o, fmt.Errorf("message %d: %d bytes, sequence %d", i, len(msg), binary.LittleEndian.Uint64(msg))
+			}
+			o.rows++
+			o.checksum++
+		}
+		if _, err := q.Receive(); !errors.Is(err, shmem.ErrDetached) {
+			return o, fmt.Errorf("after the last message: %v, want shmem.ErrDetached", err)
+		}
+		return o, w.WaitForShutdown()
+	}
+}
+
+// queueSender sends what its extra says ("n size") through the queue in
+// its argument, message i starting with i (8 bytes, little-endian).
+func queueSender(arg pggo.Datum) error {
+	var n int64
+	var size int
+	if _, err := fmt.Sscanf(bgworker.Extra(), "%d %d", &n, &size); err != nil {
+		return fmt.Errorf("bgw_extra %q: %w", bgworker.Extra(), err)
+	}
+	q, err := shmem.AttachQueue(shmem.HandleFromDatum(arg), shmem.Sender)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	msg := make([]byte, max(size, 8))
+	for i := int64(0); i < n; i++ {
+		binary.LittleEndian.PutUint64(msg, uint64(i))
+		if err := q.Send(msg); err != nil {
+			return fmt.Errorf("message %d: %w", i, err)
+		}
+	}
+	return nil
 }

@@ -8,8 +8,13 @@
 // The worker runs the query in the caller's database as the caller's role
 // and streams the rows back over a message queue (package shmem); a
 // failing query's SQLSTATE and message reach the caller of
-// background_result. The functions are revoked from PUBLIC by the
-// generated background.sql: GRANT EXECUTE to the roles that may use them.
+// background_result.
+//
+// Install it as pg_background is installed, without preloading: `pggo
+// install ./examples/background` (or `pggo build`, which writes
+// background.control and background--VERSION.sql), then
+// `CREATE EXTENSION background`. The functions are revoked from PUBLIC:
+// GRANT EXECUTE to the roles that may use them.
 package main
 
 import (
@@ -41,7 +46,7 @@ const (
 	msgDone  = 'C'
 	msgError = 'E'
 	msgQuery = 'Q' // the query text, from the launcher (extra holds only ids)
-	msgAck   = 'A' // the worker has the query: its queue may go
+	msgAck   = 'A' // the worker has the query (its queue may go); then its pid
 )
 
 // launched: this session's workers, by pid (Go globals are per process,
@@ -80,31 +85,37 @@ func launch(args *fmgr.Args) (any, error) {
 		query.Close()
 		return nil, err
 	}
-	if err := rows.SetWorker(w); err != nil {
-		return nil, err
-	}
-	if err := query.SetWorker(w); err != nil {
-		return nil, err
-	}
-	if err := query.Send(append([]byte{msgQuery}, sql...)); err != nil {
-		return nil, err
-	}
-	pid, err := w.WaitForStartup()
-	if err == nil {
-		// A segment both ends have left is gone: keep the query's queue
-		// until the worker has read from it.
-		var ack []byte
-		if ack, err = rows.Receive(); err == nil && (len(ack) != 1 || ack[0] != msgAck) {
-			err = fmt.Errorf("background: unexpected first message %q", ack)
+	for _, step := range []func() error{
+		func() error { return rows.SetWorker(w) },
+		func() error { return query.SetWorker(w) },
+		func() error { return query.Send(append([]byte{msgQuery}, sql...)) },
+	} {
+		if err := step(); err != nil {
+			rows.Close()
+			query.Close()
+			return nil, err
 		}
 	}
+	// The worker's first message carries its pid: WaitForStartup would
+	// fail for a quick query whose worker has already exited (Stopped).
+	// A worker that never starts reads as detached (SetWorker).
+	var pid int32
+	ack, err := rows.Receive()
+	if err == nil && (len(ack) != 5 || ack[0] != msgAck) {
+		err = fmt.Errorf("background: unexpected first message %q", ack)
+	}
+	if err == nil {
+		pid = int32(binary.LittleEndian.Uint32(ack[1:]))
+	}
+	// A segment both ends have left is gone: the query's queue was kept
+	// until the worker had read from it.
 	query.Close()
 	if err != nil {
 		rows.Close()
 		return nil, err
 	}
-	launched[int32(pid)] = &job{q: rows, w: w}
-	return int32(pid), nil
+	launched[pid] = &job{q: rows, w: w}
+	return pid, nil
 }
 
 func take(pid int32) (*job, error) {
@@ -185,7 +196,7 @@ func backgroundMain(arg pggo.Datum) error {
 		return err
 	}
 	sql := string(msg[1:])
-	if err := out.Send([]byte{msgAck}); err != nil {
+	if err := out.Send(binary.LittleEndian.AppendUint32([]byte{msgAck}, uint32(os.Getpid()))); err != nil {
 		return err
 	}
 	if err := bgworker.ConnectWorkerToSPIByOID(pggo.Oid(db), pggo.Oid(user)); err != nil {

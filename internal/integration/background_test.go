@@ -12,12 +12,23 @@ import (
 
 // TestBackgroundExample runs examples/background, the pg_background-class
 // extension: a query in a worker, its rows streamed back over a queue.
+// Installed as pg_background is: CREATE EXTENSION, not preloaded; another
+// pggo extension (testext) is preloaded, so the two loaders share every
+// process and each must still find its own Go library.
 func TestBackgroundExample(t *testing.T) {
 	ext := pgtest.Build(t, sourcePath("examples/background"))
-	c := pgtest.Start(t, pgtest.Options{Preload: []string{ext.Loader}})
+	c := pgtest.Start(t, pgtest.Options{Preload: []string{testext(t).Loader}, Extensions: []*pgtest.Extension{ext}})
 	conn := c.Connect(t)
 	ctx := context.Background()
-	ext.InstallSQL(t, conn)
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION background"); err != nil {
+		t.Fatal(err)
+	}
+	var members int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+		WHERE e.extname = 'background' AND d.classid = 'pg_proc'::regclass
+		AND d.objid::regproc::text IN ('background_launch', 'background_result', 'background_detach')`).Scan(&members); err != nil || members != 3 {
+		t.Fatalf("functions of extension background: %d (%v), want 3", members, err)
+	}
 
 	t.Run("100,000 rows", func(t *testing.T) {
 		start := time.Now()
@@ -33,6 +44,17 @@ func TestBackgroundExample(t *testing.T) {
 			t.Fatalf("got %d rows, sum %d, %d wrong md5s", n, sum, bad)
 		}
 		t.Logf("100,000 rows round trip in %v", time.Since(start))
+	})
+
+	t.Run("quick queries: the worker may exit before launch returns", func(t *testing.T) {
+		// A worker that sends its one row and exits before background_launch
+		// asks for its pid must not make the launch fail.
+		for i := 0; i < 100; i++ {
+			var x int
+			if err := conn.QueryRow(ctx, "SELECT x FROM background_result(background_launch('SELECT 1')) AS (x int)").Scan(&x); err != nil || x != 1 {
+				t.Fatalf("round trip %d: %d, %v", i, x, err)
+			}
+		}
 	})
 
 	t.Run("the query's SQLSTATE reaches the caller", func(t *testing.T) {
@@ -57,8 +79,11 @@ func TestBackgroundExample(t *testing.T) {
 			}
 		}
 		other := connectAs(t, c, "bg_other")
-		if _, err := other.Exec(ctx, "SELECT background_launch('SELECT 1')"); sqlState(err) != "42501" {
-			t.Fatalf("a role without EXECUTE: %v, want 42501", err)
+		for _, q := range []string{"SELECT background_launch('SELECT 1')",
+			"SELECT * FROM background_result(1) AS (x int)", "SELECT background_detach(1)"} {
+			if _, err := other.Exec(ctx, q); sqlState(err) != "42501" {
+				t.Fatalf("a role without EXECUTE: %s: %v, want 42501", q, err)
+			}
 		}
 		user := connectAs(t, c, "bg_user")
 		var who string

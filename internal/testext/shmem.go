@@ -44,6 +44,16 @@ var shmRace = shmem.Declare[raceRegion]("testext.race", func(r *raceRegion) {
 
 var shmLock = shmem.NewLock("testext.lock")
 
+// holdRegion: one worker holds its lock forever, another waits for it
+// (TestSharedMemoryLockWaitPostmasterDeath).
+type holdRegion struct {
+	Holder  atomic.Int32 // pid of the worker holding the lock
+	Waiting atomic.Int32 // pid of the worker about to wait
+	Got     atomic.Int32 // pid of a worker that got the lock after waiting
+}
+
+var shmHold = shmem.Declare[holdRegion]("testext.hold", nil)
+
 // Types that must be refused (PGGO_TEST_BADREGION).
 type badString struct {
 	N     int64
@@ -58,10 +68,13 @@ type badPointer struct {
 func init() {
 	bgworker.RegisterFunction("testext_shm_incr", shmIncr)
 	bgworker.RegisterFunction("testext_shm_race", shmRaceMain)
+	bgworker.RegisterFunction("testext_shm_hold", shmHoldMain)
+	bgworker.RegisterFunction("testext_shm_wait", shmWaitMain)
 	bgworker.RegisterFunction("testext_mq_sender", mqSender)
 	bgworker.RegisterFunction("testext_mq_receiver", mqReceiver)
 	fmgr.Register("testext_shm_launch", "(fn text, n int4, count int4) RETURNS int4", shmLaunch)
 	fmgr.Register("testext_shm_state", "(which text) RETURNS text", shmState)
+	fmgr.Register("testext_shm_start", "(fn text) RETURNS int4", shmStart)
 	fmgr.Register("testext_mq_stream", "(n int8, size int4) RETURNS text", mqStream)
 	fmgr.Register("testext_mq_kill", "(size int4) RETURNS text", mqKill)
 	fmgr.Register("testext_mq_full", "() RETURNS text", mqFull)
@@ -115,6 +128,50 @@ func shmRaceMain(pggo.Datum) error {
 	}
 	r.Attached.Add(1)
 	return nil
+}
+
+// shmHoldMain takes the hold region's lock and never lets it go, not even
+// when the postmaster dies: only SIGKILL ends it.
+func shmHoldMain(pggo.Datum) error {
+	if err := bgworker.ConnectWorkerToSPI("postgres", ""); err != nil {
+		return err
+	}
+	return shmHold.Lock(shmem.Exclusive, func(r *holdRegion) {
+		r.Holder.Store(int32(os.Getpid()))
+		for {
+			time.Sleep(time.Hour)
+		}
+	})
+}
+
+// shmWaitMain waits for the hold region's lock.
+func shmWaitMain(pggo.Datum) error {
+	if err := bgworker.ConnectWorkerToSPI("postgres", ""); err != nil {
+		return err
+	}
+	r, err := shmHold.Get()
+	if err != nil {
+		return err
+	}
+	r.Waiting.Store(int32(os.Getpid()))
+	return shmHold.Lock(shmem.Exclusive, func(r *holdRegion) { r.Got.Store(int32(os.Getpid())) })
+}
+
+// shmStart starts one worker testext_shm_<fn> and returns its pid.
+func shmStart(args *fmgr.Args) (any, error) {
+	var fn string
+	if err := args.Scan(&fn); err != nil {
+		return nil, err
+	}
+	if fn != "hold" && fn != "wait" {
+		return nil, fmt.Errorf("no such shm worker %q", fn)
+	}
+	w, err := shmBuilder(fn).LoadDynamic()
+	if err != nil {
+		return nil, err
+	}
+	pid, err := w.WaitForStartup()
+	return int32(pid), err
 }
 
 func shmBuilder(fn string) *bgworker.Builder {
@@ -173,6 +230,16 @@ func shmState(args *fmgr.Args) (any, error) {
 			return nil, err
 		}
 		return fmt.Sprintf("init=%d attached=%d initialiser=%d", r.InitCount.Load(), r.Attached.Load(), r.Initialiser), nil
+	case "hold":
+		r, err := shmHold.Get()
+		if err != nil {
+			return nil, err
+		}
+		return fmt.Sprintf("holder=%d waiting=%d got=%d", r.Holder.Load(), r.Waiting.Load(), r.Got.Load()), nil
+	case "lock_hold":
+		// Waits for the hold region's lock in a backend (a query cancel
+		// must end the wait).
+		return "got", shmHold.Lock(shmem.Exclusive, func(*holdRegion) {})
 	case "bump":
 		c, err := shmCtr.Get()
 		if err != nil {

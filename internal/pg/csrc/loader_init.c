@@ -58,7 +58,11 @@ pggo_locate_libraries(void)
 
 	if (pggo_loader_path[0] != '\0')
 		return;
-	if (dladdr((void *) &_PG_init, &info) == 0 || info.dli_fname == NULL)
+	/*
+	 * A hidden symbol: _PG_init is exported by every pggo loader, and with a
+	 * preloaded one in the process it would resolve to that one's.
+	 */
+	if (dladdr((void *) &pggo_locate_libraries, &info) == 0 || info.dli_fname == NULL)
 		ereport(FATAL, (errmsg("pggo: cannot find the path of the loaded library")));
 	if (info.dli_fname[0] == '/')
 		strlcpy(pggo_loader_path, info.dli_fname, sizeof(pggo_loader_path));
